@@ -1,0 +1,50 @@
+// ThreadPool: a fixed set of worker threads that run one parallel loop at a time. The caller
+// takes part in the loop, so a pool of N threads uses N-1 workers plus the calling thread.
+// Workers sleep on a condition variable between loops (no spinning: the machine is shared with
+// OpenBLAS's own threads).
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+namespace vllm {
+
+class ThreadPool {
+ public:
+  // num_threads >= 1 (the calling thread counts as one).
+  explicit ThreadPool(int num_threads);
+  ~ThreadPool();
+  ThreadPool(const ThreadPool&) = delete;
+  ThreadPool& operator=(const ThreadPool&) = delete;
+
+  int num_threads() const { return static_cast<int>(workers_.size()) + 1; }
+
+  // Calls body(i) for every i in [0, n), spread over the pool; returns when all are done.
+  // Items are handed out one at a time, so uneven items balance. The first exception thrown by
+  // body is rethrown here (the remaining items still run). Not reentrant: body must not call
+  // parallel_for on the same pool.
+  void parallel_for(int64_t n, const std::function<void(int64_t)>& body);
+
+ private:
+  void worker_loop();
+  void run_items();
+
+  std::vector<std::thread> workers_;
+  std::mutex mutex_;
+  std::condition_variable work_ready_;
+  std::condition_variable work_done_;
+  uint64_t generation_ = 0;  // bumped for every loop; workers wait for a new one
+  bool stopping_ = false;
+  int busy_workers_ = 0;
+  // The current loop (valid while busy_workers_ > 0 or the caller runs it).
+  const std::function<void(int64_t)>* body_ = nullptr;
+  int64_t num_items_ = 0;
+  int64_t next_item_ = 0;  // guarded by mutex_ (items are coarse: a lock per item is cheap)
+  std::exception_ptr error_;
+};
+
+}  // namespace vllm

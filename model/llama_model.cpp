@@ -1,0 +1,335 @@
+#include "model/llama_model.hpp"
+
+#include <cmath>
+#include <cstring>
+#include <stdexcept>
+#include <string>
+#include <utility>
+
+#include "kernels/cpu/activation.hpp"
+#include "kernels/cpu/linear.hpp"
+#include "kernels/cpu/paged_attention.hpp"
+#include "kernels/cpu/rms_norm.hpp"
+#include "kernels/cpu/rotary_embedding.hpp"
+
+namespace vllm {
+namespace {
+
+std::string shape_string(const std::vector<int64_t>& shape) {
+  std::string s = "[";
+  for (size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
+  return s + "]";
+}
+
+void expect_shape(const HostTensor& tensor, const std::vector<int64_t>& shape,
+                  const std::string& name) {
+  if (tensor.shape != shape || static_cast<int64_t>(tensor.data.size()) != tensor.numel()) {
+    throw std::invalid_argument("model weights: " + name + " has shape " +
+                                shape_string(tensor.shape) + " (" +
+                                std::to_string(tensor.data.size()) +
+                                " values) but the config needs " + shape_string(shape));
+  }
+}
+
+void release(HostTensor& tensor) {
+  tensor.data.clear();
+  tensor.data.shrink_to_fit();
+  tensor.shape.clear();
+}
+
+// Stacks the rows of the given matrices (all [*, cols]) into one, freeing each source as it
+// goes so the peak extra memory stays at one matrix.
+HostTensor stack_rows(std::vector<HostTensor*> parts, int64_t cols) {
+  int64_t rows = 0;
+  for (auto* part : parts) rows += part->shape.empty() ? 0 : part->shape[0];
+  HostTensor stacked;
+  stacked.shape =
+      parts[0]->shape.size() == 1 ? std::vector<int64_t>{rows} : std::vector<int64_t>{rows, cols};
+  stacked.data.reserve(static_cast<size_t>(stacked.numel()));
+  for (auto* part : parts) {
+    stacked.data.insert(stacked.data.end(), part->data.begin(), part->data.end());
+    release(*part);
+  }
+  return stacked;
+}
+
+template <typename T>
+void resize_for(std::vector<T>& buffer, int64_t size) {
+  if (static_cast<int64_t>(buffer.size()) < size) buffer.resize(static_cast<size_t>(size));
+}
+
+cpu::RopeParams rope_params(const ModelConfig& config) {
+  cpu::RopeParams params;
+  params.head_dim = config.head_dim;
+  params.theta = config.rope_theta;
+  params.factor = config.rope_scaling.factor;
+  params.low_freq_factor = config.rope_scaling.low_freq_factor;
+  params.high_freq_factor = config.rope_scaling.high_freq_factor;
+  params.original_max_position_embeddings = config.rope_scaling.original_max_position_embeddings;
+  switch (config.rope_scaling.type) {
+    case RopeScaling::Type::kNone:
+      params.scaling = cpu::RopeParams::Scaling::kNone;
+      break;
+    case RopeScaling::Type::kLinear:
+      params.scaling = cpu::RopeParams::Scaling::kLinear;
+      break;
+    case RopeScaling::Type::kLlama3:
+      params.scaling = cpu::RopeParams::Scaling::kLlama3;
+      break;
+  }
+  return params;
+}
+
+}  // namespace
+
+LlamaModel::LlamaModel(LlamaWeights weights) : config_(weights.config) {
+  ModelConfig& c = config_;
+  if (c.hidden_size <= 0 || c.num_attention_heads <= 0 || c.num_hidden_layers <= 0 ||
+      c.vocab_size <= 0 || c.intermediate_size <= 0) {
+    throw std::invalid_argument(
+        "model config: hidden_size, num_attention_heads, "
+        "num_hidden_layers, vocab_size and intermediate_size must be "
+        "positive");
+  }
+  if (c.num_key_value_heads <= 0) c.num_key_value_heads = c.num_attention_heads;
+  if (c.head_dim <= 0) c.head_dim = c.hidden_size / c.num_attention_heads;
+  if (c.num_attention_heads % c.num_key_value_heads != 0) {
+    throw std::invalid_argument("model config: num_attention_heads (" +
+                                std::to_string(c.num_attention_heads) +
+                                ") is not a multiple of num_key_value_heads (" +
+                                std::to_string(c.num_key_value_heads) + ")");
+  }
+  if (static_cast<int64_t>(weights.layers.size()) != c.num_hidden_layers) {
+    throw std::invalid_argument(
+        "model weights: " + std::to_string(weights.layers.size()) +
+        " layers but the config says num_hidden_layers = " + std::to_string(c.num_hidden_layers));
+  }
+  const int64_t hidden = c.hidden_size, q_size = c.q_size(), kv_size = c.kv_size();
+  const int64_t inter = c.intermediate_size;
+
+  expect_shape(weights.embed_tokens, {c.vocab_size, hidden}, "embed_tokens");
+  expect_shape(weights.norm, {hidden}, "norm");
+  if (weights.lm_head.empty()) {
+    if (!c.tie_word_embeddings) {
+      throw std::invalid_argument(
+          "model weights: lm_head is missing and tie_word_embeddings is false");
+    }
+  } else {
+    expect_shape(weights.lm_head, {c.vocab_size, hidden}, "lm_head");
+  }
+  embed_tokens_ = std::move(weights.embed_tokens);
+  norm_ = std::move(weights.norm);
+  lm_head_ = std::move(weights.lm_head);
+
+  layers_.reserve(weights.layers.size());
+  for (size_t i = 0; i < weights.layers.size(); ++i) {
+    LlamaLayerWeights& w = weights.layers[i];
+    const std::string prefix = "layers." + std::to_string(i) + ".";
+    expect_shape(w.input_layernorm, {hidden}, prefix + "input_layernorm");
+    expect_shape(w.q_proj, {q_size, hidden}, prefix + "q_proj");
+    expect_shape(w.k_proj, {kv_size, hidden}, prefix + "k_proj");
+    expect_shape(w.v_proj, {kv_size, hidden}, prefix + "v_proj");
+    expect_shape(w.o_proj, {hidden, q_size}, prefix + "o_proj");
+    expect_shape(w.post_attention_layernorm, {hidden}, prefix + "post_attention_layernorm");
+    expect_shape(w.gate_proj, {inter, hidden}, prefix + "gate_proj");
+    expect_shape(w.up_proj, {inter, hidden}, prefix + "up_proj");
+    expect_shape(w.down_proj, {hidden, inter}, prefix + "down_proj");
+    const bool has_bias = !w.q_bias.empty() || !w.k_bias.empty() || !w.v_bias.empty();
+    if (c.attention_bias || has_bias) {
+      expect_shape(w.q_bias, {q_size}, prefix + "q_bias");
+      expect_shape(w.k_bias, {kv_size}, prefix + "k_bias");
+      expect_shape(w.v_bias, {kv_size}, prefix + "v_bias");
+    }
+
+    Layer layer;
+    layer.input_layernorm = std::move(w.input_layernorm);
+    layer.qkv_proj = stack_rows({&w.q_proj, &w.k_proj, &w.v_proj}, hidden);
+    if (has_bias) layer.qkv_bias = stack_rows({&w.q_bias, &w.k_bias, &w.v_bias}, 1);
+    layer.o_proj = std::move(w.o_proj);
+    layer.post_attention_layernorm = std::move(w.post_attention_layernorm);
+    layer.gate_up_proj = stack_rows({&w.gate_proj, &w.up_proj}, hidden);
+    layer.down_proj = std::move(w.down_proj);
+    layers_.push_back(std::move(layer));
+  }
+  rope_inv_freq_ = cpu::rope_inv_freq(rope_params(c));
+}
+
+KvCacheShape LlamaModel::kv_cache_shape(int64_t num_blocks, int64_t block_size) const {
+  KvCacheShape shape;
+  shape.num_layers = config_.num_hidden_layers;
+  shape.num_blocks = num_blocks;
+  shape.block_size = block_size;
+  shape.num_kv_heads = config_.num_key_value_heads;
+  shape.head_dim = config_.head_dim;
+  return shape;
+}
+
+void LlamaModel::validate(const ForwardBatch& batch, const KvCache& cache) const {
+  auto fail = [](const std::string& what) {
+    throw std::invalid_argument("forward batch: " + what);
+  };
+  const int64_t num_tokens = batch.num_tokens();
+  const int64_t num_seqs = batch.num_seqs();
+  const KvCacheShape& shape = cache.shape();
+  if (shape.num_layers != config_.num_hidden_layers ||
+      shape.num_kv_heads != config_.num_key_value_heads || shape.head_dim != config_.head_dim) {
+    throw std::invalid_argument("KV cache shape (layers " + std::to_string(shape.num_layers) +
+                                ", kv heads " + std::to_string(shape.num_kv_heads) + ", head_dim " +
+                                std::to_string(shape.head_dim) + ") does not match the model");
+  }
+  if (static_cast<int64_t>(batch.positions.size()) != num_tokens ||
+      static_cast<int64_t>(batch.slot_mapping.size()) != num_tokens) {
+    fail("positions and slot_mapping must have one entry per token (" + std::to_string(num_tokens) +
+         ")");
+  }
+  if (num_seqs <= 0 || batch.query_start_loc.front() != 0 ||
+      batch.query_start_loc.back() != num_tokens) {
+    fail("query_start_loc must start at 0 and end at num_tokens (" + std::to_string(num_tokens) +
+         ")");
+  }
+  if (static_cast<int64_t>(batch.seq_lens.size()) != num_seqs) {
+    fail("seq_lens must have one entry per sequence (" + std::to_string(num_seqs) + ")");
+  }
+  if (batch.max_blocks_per_seq <= 0 ||
+      static_cast<int64_t>(batch.block_tables.size()) != num_seqs * batch.max_blocks_per_seq) {
+    fail("block_tables must hold num_seqs * max_blocks_per_seq entries");
+  }
+  for (int64_t s = 0; s < num_seqs; ++s) {
+    const int64_t q_len = batch.query_start_loc[s + 1] - batch.query_start_loc[s];
+    const int64_t seq_len = batch.seq_lens[s];
+    if (q_len < 1 || seq_len < q_len) {
+      fail("sequence " + std::to_string(s) + " has " + std::to_string(q_len) +
+           " new tokens and seq_len " + std::to_string(seq_len) +
+           " (need at least one new token and seq_len >= new tokens)");
+    }
+    const int64_t blocks_needed = (seq_len + shape.block_size - 1) / shape.block_size;
+    if (blocks_needed > batch.max_blocks_per_seq) {
+      fail("sequence " + std::to_string(s) + " needs " + std::to_string(blocks_needed) +
+           " blocks but block_tables rows hold " + std::to_string(batch.max_blocks_per_seq));
+    }
+    for (int64_t b = 0; b < blocks_needed; ++b) {
+      const int32_t block = batch.block_tables[s * batch.max_blocks_per_seq + b];
+      if (block < 0 || block >= shape.num_blocks) {
+        fail("sequence " + std::to_string(s) + " block table entry " + std::to_string(b) +
+             " is block " + std::to_string(block) + ", outside the cache's " +
+             std::to_string(shape.num_blocks) + " blocks");
+      }
+    }
+  }
+  for (int64_t t = 0; t < num_tokens; ++t) {
+    if (batch.token_ids[t] < 0 || batch.token_ids[t] >= config_.vocab_size) {
+      fail("token id " + std::to_string(batch.token_ids[t]) + " at index " + std::to_string(t) +
+           " is outside the vocabulary of " + std::to_string(config_.vocab_size));
+    }
+    if (batch.slot_mapping[t] >= cache.num_slots()) {
+      fail("slot " + std::to_string(batch.slot_mapping[t]) + " at index " + std::to_string(t) +
+           " is outside the cache's " + std::to_string(cache.num_slots()) + " slots");
+    }
+  }
+  for (int32_t index : batch.logits_indices) {
+    if (index < 0 || index >= num_tokens) {
+      fail("logits index " + std::to_string(index) + " is outside the batch's " +
+           std::to_string(num_tokens) + " tokens");
+    }
+  }
+}
+
+HostTensor LlamaModel::forward(const ForwardBatch& batch, KvCache& cache) {
+  validate(batch, cache);
+  const ModelConfig& c = config_;
+  const int64_t num_tokens = batch.num_tokens();
+  const int64_t hidden = c.hidden_size, q_size = c.q_size(), kv_size = c.kv_size();
+  const int64_t qkv_width = q_size + 2 * kv_size;
+  const int64_t inter = c.intermediate_size;
+  const int64_t head_dim = c.head_dim;
+  const auto eps = static_cast<float>(c.rms_norm_eps);
+
+  resize_for(hidden_, num_tokens * hidden);
+  resize_for(normed_, num_tokens * hidden);
+  resize_for(qkv_, num_tokens * qkv_width);
+  resize_for(attention_, num_tokens * q_size);
+  resize_for(gate_up_, num_tokens * 2 * inter);
+  resize_for(activation_, num_tokens * inter);
+  resize_for(rope_cos_, num_tokens * head_dim / 2);
+  resize_for(rope_sin_, num_tokens * head_dim / 2);
+
+  for (int64_t t = 0; t < num_tokens; ++t) {
+    std::memcpy(hidden_.data() + t * hidden,
+                embed_tokens_.data.data() + static_cast<int64_t>(batch.token_ids[t]) * hidden,
+                hidden * sizeof(float));
+  }
+  cpu::rope_cos_sin(batch.positions.data(), num_tokens, rope_inv_freq_, rope_cos_.data(),
+                    rope_sin_.data());
+
+  cpu::AttentionShape attention_shape;
+  attention_shape.num_tokens = num_tokens;
+  attention_shape.num_seqs = batch.num_seqs();
+  attention_shape.num_heads = c.num_attention_heads;
+  attention_shape.num_kv_heads = c.num_key_value_heads;
+  attention_shape.head_dim = head_dim;
+  attention_shape.block_size = cache.shape().block_size;
+  attention_shape.max_blocks_per_seq = batch.max_blocks_per_seq;
+  attention_shape.scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(head_dim)));
+
+  for (size_t l = 0; l < layers_.size(); ++l) {
+    const Layer& layer = layers_[l];
+    float* key_cache = cache.key_cache(static_cast<int64_t>(l));
+    float* value_cache = cache.value_cache(static_cast<int64_t>(l));
+
+    cpu::rms_norm(hidden_.data(), layer.input_layernorm.data.data(), normed_.data(), num_tokens,
+                  hidden, eps);
+    cpu::linear(normed_.data(), layer.qkv_proj.data.data(),
+                layer.qkv_bias.empty() ? nullptr : layer.qkv_bias.data.data(), qkv_.data(),
+                {num_tokens, hidden, qkv_width});
+    float* query = qkv_.data();
+    float* key = query + q_size;
+    float* value = key + kv_size;
+    cpu::apply_rotary(query, qkv_width, num_tokens, c.num_attention_heads, head_dim,
+                      rope_cos_.data(), rope_sin_.data());
+    cpu::apply_rotary(key, qkv_width, num_tokens, c.num_key_value_heads, head_dim, rope_cos_.data(),
+                      rope_sin_.data());
+    cpu::write_kv_cache({key, value, qkv_width, batch.slot_mapping.data(), key_cache, value_cache},
+                        num_tokens, c.num_key_value_heads, head_dim);
+
+    cpu::PagedAttentionArgs attention_args;
+    attention_args.query = query;
+    attention_args.query_row_stride = qkv_width;
+    attention_args.key_cache = key_cache;
+    attention_args.value_cache = value_cache;
+    attention_args.query_start_loc = batch.query_start_loc.data();
+    attention_args.seq_lens = batch.seq_lens.data();
+    attention_args.block_tables = batch.block_tables.data();
+    attention_args.out = attention_.data();
+    cpu::paged_attention(attention_args, attention_shape);
+
+    // hidden += attention W_o^T (beta = 1 fuses the residual add)
+    cpu::linear(attention_.data(), layer.o_proj.data.data(), nullptr, hidden_.data(),
+                {num_tokens, q_size, hidden}, 1.0f);
+
+    cpu::rms_norm(hidden_.data(), layer.post_attention_layernorm.data.data(), normed_.data(),
+                  num_tokens, hidden, eps);
+    cpu::linear(normed_.data(), layer.gate_up_proj.data.data(), nullptr, gate_up_.data(),
+                {num_tokens, hidden, 2 * inter});
+    cpu::silu_and_mul(gate_up_.data(), activation_.data(), num_tokens, inter);
+    cpu::linear(activation_.data(), layer.down_proj.data.data(), nullptr, hidden_.data(),
+                {num_tokens, inter, hidden}, 1.0f);
+  }
+
+  // Final norm and LM head only for the rows that will be sampled.
+  const auto num_logits = static_cast<int64_t>(batch.logits_indices.size());
+  for (int64_t i = 0; i < num_logits; ++i) {
+    std::memcpy(normed_.data() + i * hidden,
+                hidden_.data() + static_cast<int64_t>(batch.logits_indices[i]) * hidden,
+                hidden * sizeof(float));
+  }
+  cpu::rms_norm(normed_.data(), norm_.data.data(), normed_.data(), num_logits, hidden, eps);
+  HostTensor logits;
+  logits.shape = {num_logits, c.vocab_size};
+  logits.data.resize(static_cast<size_t>(num_logits * c.vocab_size));
+  const HostTensor& head = lm_head_.empty() ? embed_tokens_ : lm_head_;
+  cpu::linear(normed_.data(), head.data.data(), nullptr, logits.data.data(),
+              {num_logits, hidden, c.vocab_size});
+  return logits;
+}
+
+}  // namespace vllm
