@@ -1,0 +1,168 @@
+#include "kernels/cuda/cublaslt_gemm.hpp"
+
+#include <cublasLt.h>
+
+#include <algorithm>
+#include <string>
+
+#include "kernels/cuda/cuda_check.hpp"
+
+namespace vllm::cuda {
+namespace {
+
+void check_cublas(cublasStatus_t status, const char* what) {
+  if (status != CUBLAS_STATUS_SUCCESS) {
+    throw CudaError(std::string(what) + " failed: " + cublasLtGetStatusName(status) + " (" +
+                    cublasLtGetStatusString(status) + ")");
+  }
+}
+
+cublasLtHandle_t as_handle(void* handle) {
+  return static_cast<cublasLtHandle_t>(handle);
+}
+
+// The largest power of two (at most 256) dividing the address: cuBLASLt picks kernels by the
+// operands' alignment, so a plan is chosen for the alignment actually passed.
+uint32_t pointer_alignment(const void* pointer) {
+  const auto address = reinterpret_cast<uintptr_t>(pointer);
+  if (address == 0) return 256;
+  return static_cast<uint32_t>(std::min<uintptr_t>(256, address & (~address + 1)));
+}
+
+}  // namespace
+
+// Column-major view used with cuBLASLt: C[out, T] = op(A)[out, in] · B[in, T] with
+// A = W viewed as [in, out] (ld in) transposed, B = x viewed as [in, T] (ld in), C = y (ld out).
+struct CublasLtGemm::Plan {
+  cublasLtMatmulDesc_t operation = nullptr;
+  cublasLtMatrixLayout_t a = nullptr, b = nullptr, c = nullptr;
+  cublasLtMatmulAlgo_t algo{};
+
+  ~Plan() {
+    if (c) cublasLtMatrixLayoutDestroy(c);
+    if (b) cublasLtMatrixLayoutDestroy(b);
+    if (a) cublasLtMatrixLayoutDestroy(a);
+    if (operation) cublasLtMatmulDescDestroy(operation);
+  }
+};
+
+CublasLtGemm::CublasLtGemm(size_t workspace_bytes) : workspace_bytes_(workspace_bytes) {
+  cublasLtHandle_t handle = nullptr;
+  check_cublas(cublasLtCreate(&handle), "cublasLtCreate");
+  handle_ = handle;
+  if (workspace_bytes_ > 0) {
+    const cudaError_t status = cudaMalloc(&workspace_, workspace_bytes_);
+    if (status != cudaSuccess) {
+      cublasLtDestroy(handle);
+      check_cuda(status, "cudaMalloc(cuBLASLt workspace)");
+    }
+  }
+}
+
+CublasLtGemm::~CublasLtGemm() {
+  for (auto& [key, plan] : plans_) delete plan;
+  if (workspace_) cudaFree(workspace_);
+  if (handle_) cublasLtDestroy(as_handle(handle_));
+}
+
+const CublasLtGemm::Plan& CublasLtGemm::plan_for(ActivationType type, int64_t num_tokens,
+                                                 int64_t in_features, int64_t out_features,
+                                                 bool has_bias, uint32_t alignment_bytes) {
+  const ShapeKey key{static_cast<int>(type), num_tokens, in_features,
+                     out_features,           has_bias,   alignment_bytes};
+  if (auto it = plans_.find(key); it != plans_.end()) return *it->second;
+
+  auto* plan = new Plan();
+  try {
+    const cudaDataType_t data_type = type == ActivationType::kBf16 ? CUDA_R_16BF : CUDA_R_16F;
+    check_cublas(cublasLtMatmulDescCreate(&plan->operation, CUBLAS_COMPUTE_32F, CUDA_R_32F),
+                 "cublasLtMatmulDescCreate");
+    const cublasOperation_t transpose = CUBLAS_OP_T, no_transpose = CUBLAS_OP_N;
+    check_cublas(cublasLtMatmulDescSetAttribute(plan->operation, CUBLASLT_MATMUL_DESC_TRANSA,
+                                                &transpose, sizeof(transpose)),
+                 "cublasLtMatmulDescSetAttribute(TRANSA)");
+    check_cublas(cublasLtMatmulDescSetAttribute(plan->operation, CUBLASLT_MATMUL_DESC_TRANSB,
+                                                &no_transpose, sizeof(no_transpose)),
+                 "cublasLtMatmulDescSetAttribute(TRANSB)");
+    if (has_bias) {
+      const cublasLtEpilogue_t epilogue = CUBLASLT_EPILOGUE_BIAS;
+      check_cublas(cublasLtMatmulDescSetAttribute(plan->operation, CUBLASLT_MATMUL_DESC_EPILOGUE,
+                                                  &epilogue, sizeof(epilogue)),
+                   "cublasLtMatmulDescSetAttribute(EPILOGUE)");
+      check_cublas(
+          cublasLtMatmulDescSetAttribute(plan->operation, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE,
+                                         &data_type, sizeof(data_type)),
+          "cublasLtMatmulDescSetAttribute(BIAS_DATA_TYPE)");
+    }
+    check_cublas(cublasLtMatrixLayoutCreate(&plan->a, data_type, static_cast<uint64_t>(in_features),
+                                            static_cast<uint64_t>(out_features), in_features),
+                 "cublasLtMatrixLayoutCreate(A)");
+    check_cublas(cublasLtMatrixLayoutCreate(&plan->b, data_type, static_cast<uint64_t>(in_features),
+                                            static_cast<uint64_t>(num_tokens), in_features),
+                 "cublasLtMatrixLayoutCreate(B)");
+    check_cublas(
+        cublasLtMatrixLayoutCreate(&plan->c, data_type, static_cast<uint64_t>(out_features),
+                                   static_cast<uint64_t>(num_tokens), out_features),
+        "cublasLtMatrixLayoutCreate(C)");
+
+    cublasLtMatmulPreference_t preference = nullptr;
+    check_cublas(cublasLtMatmulPreferenceCreate(&preference), "cublasLtMatmulPreferenceCreate");
+    cublasLtMatmulHeuristicResult_t result{};
+    int found = 0;
+    cublasStatus_t status =
+        cublasLtMatmulPreferenceSetAttribute(preference, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
+                                             &workspace_bytes_, sizeof(workspace_bytes_));
+    for (const auto attribute :
+         {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES,
+          CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES}) {
+      if (status == CUBLAS_STATUS_SUCCESS) {
+        status = cublasLtMatmulPreferenceSetAttribute(preference, attribute, &alignment_bytes,
+                                                      sizeof(alignment_bytes));
+      }
+    }
+    if (status == CUBLAS_STATUS_SUCCESS) {
+      status = cublasLtMatmulAlgoGetHeuristic(as_handle(handle_), plan->operation, plan->a, plan->b,
+                                              plan->c, plan->c, preference, 1, &result, &found);
+    }
+    cublasLtMatmulPreferenceDestroy(preference);
+    check_cublas(status, "cublasLtMatmulAlgoGetHeuristic");
+    if (found == 0) {
+      throw CudaError("cuBLASLt found no algorithm for a " +
+                      std::string(activation_type_name(type)) + " GEMM of " +
+                      std::to_string(num_tokens) + " x " + std::to_string(in_features) + " by " +
+                      std::to_string(out_features) + " x " + std::to_string(in_features));
+    }
+    plan->algo = result.algo;
+  } catch (...) {
+    delete plan;
+    throw;
+  }
+  plans_.emplace(key, plan);
+  return *plan;
+}
+
+void CublasLtGemm::linear(ActivationType type, void* y, const void* x, const void* weight,
+                          const void* bias, int64_t num_tokens, int64_t in_features,
+                          int64_t out_features, cudaStream_t stream) {
+  require(num_tokens >= 0 && in_features > 0 && out_features > 0,
+          "CublasLtGemm::linear: sizes must be positive (tokens " + std::to_string(num_tokens) +
+              ", in " + std::to_string(in_features) + ", out " + std::to_string(out_features) +
+              ")");
+  if (num_tokens == 0) return;
+  const uint32_t alignment = std::min({pointer_alignment(x), pointer_alignment(weight),
+                                       pointer_alignment(y), pointer_alignment(bias)});
+  const Plan& plan =
+      plan_for(type, num_tokens, in_features, out_features, bias != nullptr, alignment);
+  if (bias != nullptr) {
+    check_cublas(cublasLtMatmulDescSetAttribute(plan.operation, CUBLASLT_MATMUL_DESC_BIAS_POINTER,
+                                                &bias, sizeof(bias)),
+                 "cublasLtMatmulDescSetAttribute(BIAS_POINTER)");
+  }
+  const float alpha = 1.0f, beta = 0.0f;
+  check_cublas(
+      cublasLtMatmul(as_handle(handle_), plan.operation, &alpha, weight, plan.a, x, plan.b, &beta,
+                     y, plan.c, y, plan.c, &plan.algo, workspace_, workspace_bytes_, stream),
+      "cublasLtMatmul");
+}
+
+}  // namespace vllm::cuda

@@ -1,0 +1,43 @@
+// The linear layers' GEMM through cuBLASLt: y[T, out] = x[T, in] · W[out, in]^T (+ bias[out]),
+// bf16 or fp16 in and out, fp32 accumulation. One CublasLtGemm per device (or stream user) holds
+// the cuBLASLt handle, a workspace and the chosen algorithm per shape, reused across calls.
+// Not thread-safe: use one per worker thread.
+#pragma once
+
+#include <cuda_runtime_api.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <map>
+#include <tuple>
+
+#include "kernels/cuda/activation_type.hpp"
+
+namespace vllm::cuda {
+
+class CublasLtGemm {
+ public:
+  // Creates the handle and allocates `workspace_bytes` of device memory on the current device.
+  explicit CublasLtGemm(size_t workspace_bytes = size_t{32} << 20);
+  ~CublasLtGemm();
+  CublasLtGemm(const CublasLtGemm&) = delete;
+  CublasLtGemm& operator=(const CublasLtGemm&) = delete;
+
+  // y = x · W^T (+ bias). Row-major x [num_tokens, in_features], W [out_features, in_features],
+  // y [num_tokens, out_features]; bias [out_features] or null. Enqueued on `stream`.
+  void linear(ActivationType type, void* y, const void* x, const void* weight, const void* bias,
+              int64_t num_tokens, int64_t in_features, int64_t out_features, cudaStream_t stream);
+
+ private:
+  struct Plan;  // the descriptors and the algorithm chosen for one shape
+  using ShapeKey = std::tuple<int, int64_t, int64_t, int64_t, bool, uint32_t>;
+  const Plan& plan_for(ActivationType type, int64_t num_tokens, int64_t in_features,
+                       int64_t out_features, bool has_bias, uint32_t alignment_bytes);
+
+  void* handle_ = nullptr;  // cublasLtHandle_t
+  void* workspace_ = nullptr;
+  size_t workspace_bytes_ = 0;
+  std::map<ShapeKey, Plan*> plans_;
+};
+
+}  // namespace vllm::cuda

@@ -1,0 +1,71 @@
+// Sampling on the device for a batch of sequences: one CTA per sequence turns a row of fp32
+// logits into the sampled token id, its logprob and the top-n logprobs; only these small arrays
+// need copying back. The uniform draw is kernels/philox.hpp's philox_uniform(seed, output_index)
+// and the sampling rule is the one documented there, so the CPU sampler reproduces seeded draws.
+//
+// Per sequence, in this order (vLLM's v1 sampler):
+//   1. logprobs (sampled token and top-n) are log_softmax of the RAW logits (vLLM's default
+//      "raw_logprobs" mode); top-n is ordered by logit, ties by smaller token id;
+//   2. penalties on the logits of the listed tokens: repetition (tokens seen in the prompt or the
+//      output: l > 0 ? l / r : l * r), then frequency (l -= f * output_count) and presence
+//      (l -= p if output_count > 0);
+//   3. logit bias added;
+//   4. greedy (temperature <= 1e-5): argmax, ties to the smaller token id; otherwise with
+//      p_t = expf((l_t - l_max) / temperature): min-p keeps p_t >= min_p (p_max = 1), then top-k
+//      keeps logits >= the k-th largest (ties kept), then top-p keeps token t when the mass of the
+//      kept tokens with a larger logit is < top_p * (kept mass); then philox.hpp's rule.
+// The logits are modified in place (penalties and bias).
+#pragma once
+
+#include <cuda_runtime_api.h>
+
+#include <cstdint>
+
+namespace vllm::cuda {
+
+inline constexpr int kMaxTopLogprobs = 20;
+
+// One sequence's sampling parameters, as a device array [num_seqs].
+struct DeviceSamplingParams {
+  float temperature = 1.0f;  // <= 1e-5: greedy
+  int32_t top_k = 0;         // <= 0 or >= vocab: off
+  float top_p = 1.0f;        // >= 1: off
+  float min_p = 0.0f;        // <= 0: off
+  float presence_penalty = 0.0f;
+  float frequency_penalty = 0.0f;
+  float repetition_penalty = 1.0f;  // 1: off
+  int32_t num_top_logprobs = 0;     // top-n alternatives wanted, 0..max_top_logprobs
+  uint64_t seed = 0;
+  uint64_t output_index = 0;  // index of the token being sampled in the request's output
+  // This sequence's entries [begin, end) in the penalty and bias arrays of DeviceSamplingArgs.
+  int32_t penalty_begin = 0, penalty_end = 0;
+  int32_t bias_begin = 0, bias_end = 0;
+};
+
+struct DeviceSamplingArgs {
+  float* logits = nullptr;  // [num_seqs][vocab_size], modified in place
+  int32_t num_seqs = 0;
+  int32_t vocab_size = 0;
+  const DeviceSamplingParams* params = nullptr;  // [num_seqs]
+  // Penalty entries: each token at most once per sequence (the caller aggregates counts).
+  const int32_t* penalty_token_ids = nullptr;      // [num_penalty_entries]
+  const int32_t* penalty_output_counts = nullptr;  // times the token occurs in the output so far
+  const int32_t* penalty_in_prompt = nullptr;      // 1 when the token occurs in the prompt
+  int32_t num_penalty_entries = 0;
+  const int32_t* bias_token_ids = nullptr;  // [num_bias_entries]
+  const float* bias_values = nullptr;
+  int32_t num_bias_entries = 0;
+  // Device scratch of num_penalty_entries + num_bias_entries floats (raw logits saved before the
+  // penalties and bias change them); may be null when both are 0.
+  float* scratch = nullptr;
+  int32_t max_top_logprobs = 0;  // row length of the top-n outputs, <= kMaxTopLogprobs
+  // Outputs (device): [num_seqs], and [num_seqs][max_top_logprobs] (unused slots: -1 / -inf).
+  int32_t* sampled_token_ids = nullptr;
+  float* sampled_logprobs = nullptr;
+  int32_t* top_token_ids = nullptr;
+  float* top_logprobs = nullptr;
+};
+
+void sample_on_device(const DeviceSamplingArgs& args, cudaStream_t stream);
+
+}  // namespace vllm::cuda

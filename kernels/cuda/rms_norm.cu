@@ -1,0 +1,77 @@
+#include "kernels/cuda/device_types.cuh"
+#include "kernels/cuda/rms_norm.hpp"
+
+namespace vllm::cuda {
+namespace {
+
+constexpr int kNormThreads = 256;
+
+template <typename T>
+__global__ void rms_norm_kernel(T* out, const T* x, const T* weight, int64_t hidden, float eps) {
+  __shared__ float scratch[32];
+  const int64_t row = static_cast<int64_t>(blockIdx.x) * hidden;
+  float sum_squares = 0.0f;
+  for (int64_t i = threadIdx.x; i < hidden; i += blockDim.x) {
+    const float v = to_float(x[row + i]);
+    sum_squares += v * v;
+  }
+  const float inv_rms = rsqrtf(block_sum(sum_squares, scratch) / static_cast<float>(hidden) + eps);
+  for (int64_t i = threadIdx.x; i < hidden; i += blockDim.x) {
+    const float normalized = to_float(from_float<T>(to_float(x[row + i]) * inv_rms));
+    out[row + i] = from_float<T>(normalized * to_float(weight[i]));
+  }
+}
+
+template <typename T>
+__global__ void fused_add_rms_norm_kernel(T* x, T* residual, const T* weight, int64_t hidden,
+                                          float eps) {
+  __shared__ float scratch[32];
+  const int64_t row = static_cast<int64_t>(blockIdx.x) * hidden;
+  float sum_squares = 0.0f;
+  for (int64_t i = threadIdx.x; i < hidden; i += blockDim.x) {
+    const T sum = from_float<T>(to_float(x[row + i]) + to_float(residual[row + i]));
+    residual[row + i] = sum;
+    const float v = to_float(sum);
+    sum_squares += v * v;
+  }
+  const float inv_rms = rsqrtf(block_sum(sum_squares, scratch) / static_cast<float>(hidden) + eps);
+  // Each thread reads back only the residual elements it wrote itself: no barrier needed.
+  for (int64_t i = threadIdx.x; i < hidden; i += blockDim.x) {
+    const float normalized = to_float(from_float<T>(to_float(residual[row + i]) * inv_rms));
+    x[row + i] = from_float<T>(normalized * to_float(weight[i]));
+  }
+}
+
+void check_norm_args(int64_t num_tokens, int64_t hidden) {
+  require(num_tokens >= 0 && num_tokens <= 0x7fffffff,
+          "rms_norm: num_tokens must be in [0, 2^31), got " + std::to_string(num_tokens));
+  require(hidden > 0, "rms_norm: hidden size must be positive, got " + std::to_string(hidden));
+}
+
+}  // namespace
+
+void rms_norm(ActivationType type, void* out, const void* x, const void* weight, int64_t num_tokens,
+              int64_t hidden, float eps, cudaStream_t stream) {
+  check_norm_args(num_tokens, hidden);
+  if (num_tokens == 0) return;
+  dispatch_activation(type, [&](auto tag) {
+    using T = decltype(tag);
+    rms_norm_kernel<T><<<static_cast<unsigned>(num_tokens), kNormThreads, 0, stream>>>(
+        static_cast<T*>(out), static_cast<const T*>(x), static_cast<const T*>(weight), hidden, eps);
+  });
+  check_launch("rms_norm_kernel");
+}
+
+void fused_add_rms_norm(ActivationType type, void* x, void* residual, const void* weight,
+                        int64_t num_tokens, int64_t hidden, float eps, cudaStream_t stream) {
+  check_norm_args(num_tokens, hidden);
+  if (num_tokens == 0) return;
+  dispatch_activation(type, [&](auto tag) {
+    using T = decltype(tag);
+    fused_add_rms_norm_kernel<T><<<static_cast<unsigned>(num_tokens), kNormThreads, 0, stream>>>(
+        static_cast<T*>(x), static_cast<T*>(residual), static_cast<const T*>(weight), hidden, eps);
+  });
+  check_launch("fused_add_rms_norm_kernel");
+}
+
+}  // namespace vllm::cuda

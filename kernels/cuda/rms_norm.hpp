@@ -1,0 +1,23 @@
+// RMSNorm on the device, plain and fused with the residual add (the pre-norm of every decoder
+// layer after the first). Rows of `hidden` elements; statistics in fp32; the normalized value is
+// rounded to the activation type before the weight multiply, as Hugging Face's LlamaRMSNorm does.
+#pragma once
+
+#include <cuda_runtime_api.h>
+
+#include <cstdint>
+
+#include "kernels/cuda/activation_type.hpp"
+
+namespace vllm::cuda {
+
+// out[t] = rmsnorm(x[t]) * weight. out may alias x.
+void rms_norm(ActivationType type, void* out, const void* x, const void* weight, int64_t num_tokens,
+              int64_t hidden, float eps, cudaStream_t stream);
+
+// residual[t] += x[t]; x[t] = rmsnorm(residual[t]) * weight   (residual kept in the activation
+// type, as the model's residual stream is).
+void fused_add_rms_norm(ActivationType type, void* x, void* residual, const void* weight,
+                        int64_t num_tokens, int64_t hidden, float eps, cudaStream_t stream);
+
+}  // namespace vllm::cuda
