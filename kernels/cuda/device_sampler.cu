@@ -151,7 +151,7 @@ __global__ void __launch_bounds__(kSamplerThreads) sampler_kernel(DeviceSampling
     }
   }
 
-  // 2./3. Penalties and bias, after saving the raw logits they change.
+  // 2./3. Logit bias, then penalties, after saving the raw logits they change.
   float* saved_penalty = args.scratch;
   float* saved_bias = args.scratch + args.num_penalty_entries;
   for (int e = params.penalty_begin + tid; e < params.penalty_end; e += kSamplerThreads) {
@@ -163,6 +163,12 @@ __global__ void __launch_bounds__(kSamplerThreads) sampler_kernel(DeviceSampling
     saved_bias[e] = (token >= 0 && token < vocab) ? row[token] : 0.0f;
   }
   __syncthreads();
+  for (int e = params.bias_begin + tid; e < params.bias_end; e += kSamplerThreads) {
+    const int token = args.bias_token_ids[e];
+    if (token >= 0 && token < vocab) atomicAdd(row + token, args.bias_values[e]);
+  }
+  __syncthreads();
+
   for (int e = params.penalty_begin + tid; e < params.penalty_end; e += kSamplerThreads) {
     const int token = args.penalty_token_ids[e];
     if (token < 0 || token >= vocab) continue;
@@ -177,12 +183,6 @@ __global__ void __launch_bounds__(kSamplerThreads) sampler_kernel(DeviceSampling
     row[token] = logit;
   }
   __syncthreads();
-  for (int e = params.bias_begin + tid; e < params.bias_end; e += kSamplerThreads) {
-    const int token = args.bias_token_ids[e];
-    if (token >= 0 && token < vocab) atomicAdd(row + token, args.bias_values[e]);
-  }
-  __syncthreads();
-
   // 4. The token.
   auto argmax = [&]() {
     Candidate local{-INFINITY, -1};

@@ -6,10 +6,10 @@
 // Per sequence, in this order (vLLM's v1 sampler):
 //   1. logprobs (sampled token and top-n) are log_softmax of the RAW logits (vLLM's default
 //      "raw_logprobs" mode); top-n is ordered by logit, ties by smaller token id;
-//   2. penalties on the logits of the listed tokens: repetition (tokens seen in the prompt or the
+//   2. logit bias added (a bias of -inf bans a token: min_tokens' EOS / stop-token masking);
+//   3. penalties on the logits of the listed tokens: repetition (tokens seen in the prompt or the
 //      output: l > 0 ? l / r : l * r), then frequency (l -= f * output_count) and presence
 //      (l -= p if output_count > 0);
-//   3. logit bias added;
 //   4. greedy (temperature <= 1e-5): argmax, ties to the smaller token id; otherwise with
 //      p_t = expf((l_t - l_max) / temperature): min-p keeps p_t >= min_p (p_max = 1), then top-k
 //      keeps logits >= the k-th largest (ties kept), then top-p keeps token t when the mass of the
