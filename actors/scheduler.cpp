@@ -201,6 +201,12 @@ SchedulerOutput Scheduler::schedule() {
     request.awaiting_sample = scheduled.samples;
     scheduled.num_output_tokens = request.num_output_tokens();
     scheduled.params = request.shared_params();
+    if (plan.is_new) {
+      const auto prompt = request.prompt_token_ids();
+      const auto outputs = request.output_token_ids();
+      scheduled.prompt_token_ids.assign(prompt.begin(), prompt.end());
+      scheduled.output_token_ids.assign(outputs.begin(), outputs.end());
+    }
     output.num_scheduled_tokens += plan.num_new_tokens;
     output.requests.push_back(std::move(scheduled));
   }
@@ -228,10 +234,10 @@ bool Scheduler::check_stop(Request& request) {
   return false;
 }
 
-std::vector<RequestUpdate> Scheduler::update_from_output(std::span<const SampledToken> sampled) {
+std::vector<RequestUpdate> Scheduler::update_from_output(std::span<const RequestSample> sampled) {
   std::vector<RequestUpdate> updates;
   updates.reserve(sampled.size());
-  for (const SampledToken& token : sampled) {
+  for (const RequestSample& token : sampled) {
     auto found = requests_.find(token.request_id);
     if (found == requests_.end()) continue;  // finished while the step ran
     Request& request = *found->second;
@@ -244,6 +250,7 @@ std::vector<RequestUpdate> Scheduler::update_from_output(std::span<const Sampled
     RequestUpdate update;
     update.request_id = request.id();
     update.new_token_ids.push_back(token.token_id);
+    if (token.logprobs) update.new_logprobs.push_back(*token.logprobs);
     update.finished = check_stop(request);
     update.finish_reason = request.finish_reason;
     update.stop_token_id = request.stop_token_id;

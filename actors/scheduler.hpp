@@ -19,6 +19,7 @@
 #include <cstdint>
 #include <deque>
 #include <memory>
+#include <optional>
 #include <span>
 #include <unordered_map>
 #include <vector>
@@ -26,6 +27,7 @@
 #include "actors/kv_block_manager.hpp"
 #include "actors/request.hpp"
 #include "model/forward_batch.hpp"
+#include "model/sampler.hpp"
 #include "model/sampling_params.hpp"
 
 namespace vllm {
@@ -53,6 +55,11 @@ struct ScheduledRequest {
   bool samples = false;             // reaches the end of the known tokens: a token is sampled
   int32_t num_output_tokens = 0;    // output tokens so far (the sampler's step index)
   std::shared_ptr<const SamplingParams> params;
+  // Only when is_new: the request's tokens so far, for a worker's per-request sampler state
+  // (penalties look at them). Later steps add exactly the tokens the worker itself sampled; a
+  // worker drops the state of preempted_ids and finished_ids.
+  std::vector<int32_t> prompt_token_ids;
+  std::vector<int32_t> output_token_ids;
 
   int32_t num_scheduled_tokens() const { return static_cast<int32_t>(token_ids.size()); }
 };
@@ -72,16 +79,18 @@ struct SchedulerOutput {
 // logits index (the sequence's last token) per request that samples, in plan order.
 ForwardBatch make_forward_batch(const SchedulerOutput& output, int32_t block_size);
 
-// The sampled token of one request of a step.
-struct SampledToken {
+// The sampled token of one request of a step (and its logprobs when the request asked).
+struct RequestSample {
   RequestId request_id;
   int32_t token_id = 0;
+  std::optional<SampleLogprobs> logprobs;
 };
 
 // What a step did to one request: its new tokens and, when it ended, why.
 struct RequestUpdate {
   RequestId request_id;
-  std::vector<int32_t> new_token_ids;  // includes the EOS/stop token that finished it
+  std::vector<int32_t> new_token_ids;        // includes the EOS/stop token that finished it
+  std::vector<SampleLogprobs> new_logprobs;  // one per new token when the request asked
   bool finished = false;
   FinishReason finish_reason = FinishReason::kNone;
   int32_t stop_token_id = -1;  // the EOS or stop token id that finished it, if one did
@@ -115,7 +124,7 @@ class Scheduler {
   // frees finished requests' blocks at once. Tokens for requests that finished meanwhile (an
   // abort while the step ran) are dropped. Throws std::logic_error for a token of a request
   // that has unsampled tokens left (a bug in the caller).
-  std::vector<RequestUpdate> update_from_output(std::span<const SampledToken> sampled);
+  std::vector<RequestUpdate> update_from_output(std::span<const RequestSample> sampled);
 
   // Whether a schedule() call would have something to do: requests to run, or finished ids the
   // workers have not been told about yet.

@@ -58,13 +58,13 @@ class SimulatedModel {
         vocab_size_(vocab_size),
         slots_(static_cast<size_t>(num_blocks) * block_size) {}
 
-  std::vector<SampledToken> run(const SchedulerOutput& plan) {
+  std::vector<RequestSample> run(const SchedulerOutput& plan) {
     const ForwardBatch batch = make_forward_batch(plan, block_size_);
     // Write the whole step's K/V first (a later sequence may share blocks an earlier one fills).
     for (int32_t i = 0; i < batch.num_tokens(); ++i) {
       slots_.at(batch.slot_mapping[i]) = Slot{batch.token_ids[i], batch.positions[i]};
     }
-    std::vector<SampledToken> sampled;
+    std::vector<RequestSample> sampled;
     size_t next_logit = 0;
     for (int32_t seq = 0; seq < batch.num_seqs(); ++seq) {
       const int32_t last = batch.query_start_loc[seq + 1] - 1;

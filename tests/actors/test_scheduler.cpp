@@ -137,10 +137,15 @@ TEST_CASE("the flat batch of a hand-computed two-request plan", "[actors]") {
   CHECK(batch.logits_indices == std::vector<int32_t>{5});  // b is mid-prefill: no sample
   CHECK(batch.num_seqs() == 2);
   CHECK_FALSE(plan.requests[1].samples);
-  std::vector<SampledToken> sampled = {{"a", 99}};
+  CHECK(plan.requests[0].prompt_token_ids == std::vector<int32_t>{10, 11, 12, 13, 14, 15});
+  CHECK(plan.requests[0].output_token_ids.empty());
+  SampleLogprobs logprobs{.logprob = -0.5f, .rank = 1};
+  std::vector<RequestSample> sampled = {{"a", 99, logprobs}};
   auto updates = scheduler.update_from_output(sampled);
   REQUIRE(updates.size() == 1);
   CHECK(updates[0].new_token_ids == std::vector<int32_t>{99});
+  REQUIRE(updates[0].new_logprobs.size() == 1);
+  CHECK(updates[0].new_logprobs[0].logprob == -0.5f);
   CHECK_FALSE(updates[0].finished);
 
   // Step 2: a decodes 99 at position 6 (block 1, offset 2); b finishes its prompt.
@@ -153,8 +158,9 @@ TEST_CASE("the flat batch of a hand-computed two-request plan", "[actors]") {
   CHECK(batch.block_tables == std::vector<int32_t>{0, 1, 2, 0});
   CHECK(batch.slot_mapping == std::vector<int64_t>{6, 9, 10});
   CHECK(batch.logits_indices == std::vector<int32_t>{0, 2});
+  CHECK(plan.requests[0].prompt_token_ids.empty());  // only new requests carry their tokens
   // A token for a request that did not sample is a caller bug.
-  std::vector<SampledToken> wrong = {{"a", 1}, {"b", 2}, {"b", 3}};
+  std::vector<RequestSample> wrong = {{"a", 1}, {"b", 2}, {"b", 3}};
   CHECK_THROWS_AS(scheduler.update_from_output(wrong), std::logic_error);
 }
 
@@ -266,7 +272,20 @@ TEST_CASE("the preemption victim is the newest running request (FCFS)", "[actors
   CHECK(newer->num_computed_tokens == 0);
   CHECK(scheduler.find("old")->status == RequestStatus::kRunning);
   CHECK(scheduler.num_preemptions() == 1);
-  driver.run_to_completion();
+  // Re-admitted, it recomputes prompt and outputs; the plan carries both to the worker.
+  bool readmitted = false;
+  while (scheduler.has_unfinished_requests()) {
+    const std::vector<int32_t> outputs_so_far = driver.tokens["new"];
+    for (const ScheduledRequest& request : driver.step().requests) {
+      if (request.request_id == "new" && request.is_new) {
+        readmitted = true;
+        CHECK(request.prompt_token_ids == std::vector<int32_t>(8, 8));
+        CHECK(request.output_token_ids == outputs_so_far);
+        CHECK(request.num_output_tokens == static_cast<int32_t>(outputs_so_far.size()));
+      }
+    }
+  }
+  CHECK(readmitted);
   CHECK(driver.tokens["new"] == reference_tokens(std::vector<int32_t>(8, 8),
                                                  {.max_tokens = 12, .ignore_eos = true}, {0}, 2048,
                                                  kVocab));
@@ -342,7 +361,7 @@ TEST_CASE("stop conditions", "[actors]") {
                       {.num_blocks = 32, .block_size = 4});
   auto feed = [&](const std::string& id, int32_t token) {
     REQUIRE_FALSE(scheduler.schedule().empty());
-    std::vector<SampledToken> sampled = {{id, token}};
+    std::vector<RequestSample> sampled = {{id, token}};
     auto updates = scheduler.update_from_output(sampled);
     REQUIRE(updates.size() == 1);
     return updates[0];
@@ -413,7 +432,7 @@ TEST_CASE("stop conditions", "[actors]") {
     scheduler.add_request(make_request("r", prompt, 10));
     REQUIRE_FALSE(scheduler.schedule().empty());
     CHECK(scheduler.abort_request("r"));
-    std::vector<SampledToken> sampled = {{"r", 7}};
+    std::vector<RequestSample> sampled = {{"r", 7}};
     CHECK(scheduler.update_from_output(sampled).empty());
     check_no_blocks_held(scheduler);
   }
@@ -539,7 +558,7 @@ TEST_CASE("a plan made while a step is in flight skips requests awaiting a sampl
   CHECK(second.requests[0].request_id == "long");
   CHECK(second.requests[0].num_computed_tokens == 24);
   CHECK(second.requests[0].num_scheduled_tokens() == 26);
-  std::vector<SampledToken> sampled = {{"short", 1}};
+  std::vector<RequestSample> sampled = {{"short", 1}};
   CHECK(scheduler.update_from_output(sampled).size() == 1);
   const SchedulerOutput third = scheduler.schedule();
   REQUIRE(third.requests.size() == 1);  // long still awaits its sample
