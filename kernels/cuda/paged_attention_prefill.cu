@@ -240,9 +240,8 @@ void launch_prefill(const PagedAttentionArgs& args, cudaStream_t stream) {
 
 void paged_attention_prefill(const PagedAttentionArgs& args, cudaStream_t stream) {
   check_paged_attention_args(args, "paged_attention_prefill");
-  require(args.num_kv_heads <= 65535 / std::max(1, args.num_heads / args.num_kv_heads) ||
-              args.num_heads <= 65535,
-          "paged_attention_prefill: too many heads for the grid");
+  require(args.num_heads <= 65535, "paged_attention_prefill: at most 65535 query heads, got " +
+                                       std::to_string(args.num_heads));
   if (args.num_seqs == 0 || args.max_query_len == 0) return;
   dispatch_activation(args.type, [&](auto tag) {
     using T = decltype(tag);
