@@ -48,6 +48,10 @@ inline std::vector<uint8_t> read_bytes(const std::filesystem::path& path) {
 }
 
 inline void write_bytes(const std::filesystem::path& path, std::span<const uint8_t> bytes) {
+  // Unlink first: truncating a file in place makes ext4 flush it to disk (auto_da_alloc), which
+  // turns a loop over many corrupt variants into seconds of I/O waits.
+  std::error_code ignored;
+  std::filesystem::remove(path, ignored);
   std::ofstream out(path, std::ios::binary | std::ios::trunc);
   out.write(reinterpret_cast<const char*>(bytes.data()),
             static_cast<std::streamsize>(bytes.size()));
