@@ -119,7 +119,7 @@ void apply_filters(std::vector<float>& logits, const SamplingParams& p) {
   if (!use_top_p) return;
   double total = 0.0;
   for (int32_t id : ids) total += std::exp(static_cast<double>(logits[id]) - max_logit);
-  // Keep a token while the mass of the tokens ranked before it is below top_p.
+  // Keep a token while the mass of the tokens with a larger logit is below top_p.
   const double target = static_cast<double>(p.top_p) * total;
   int64_t sorted = 0;
   double mass = 0.0;
@@ -135,7 +135,12 @@ void apply_filters(std::vector<float>& logits, const SamplingParams& p) {
       break;
     }
   }
-  for (int64_t i = std::max<int64_t>(cut, 1); i < n_kept; ++i) logits[ids[i]] = kNegInf;
+  // Tokens tied with the last kept one stay too (the mass strictly above them is < top_p), as
+  // in the CUDA sampler.
+  const float last_kept = logits[ids[std::max<int64_t>(cut, 1) - 1]];
+  for (int64_t i = std::max<int64_t>(cut, 1); i < n_kept; ++i) {
+    if (logits[ids[i]] < last_kept) logits[ids[i]] = kNegInf;
+  }
 }
 
 // The inverse-CDF rule of kernels/philox.hpp: the smallest id whose cumulative kept mass

@@ -154,6 +154,9 @@ TEST_CASE("top_k, top_p and min_p keep exactly their sets", "[sampler]") {
     REQUIRE(histogram(kLogits, p, 3000).size() == 2);
     p.top_p = 0.01f;  // the top token always survives
     REQUIRE(histogram(kLogits, p, 300).size() == 1);
+    // Ties with the last kept token stay: the mass strictly above them is 0 < top_p.
+    p.top_p = 0.3f;
+    REQUIRE(histogram({2.0f, 0.0f, 2.0f}, p, 300).size() == 2);
   }
   SECTION("min_p drops tokens below min_p * max prob") {
     p.min_p = 0.5f;  // keeps tokens with logit >= 3 + ln 0.5 = 2.307

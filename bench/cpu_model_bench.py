@@ -1,0 +1,107 @@
+#!/usr/bin/env python3
+"""CPU model throughput: vllm-cpp beside llama.cpp, same model, same threads, same run.
+
+Tests (llama-bench's names): pp512 = prefill of a 512-token prompt; tg64@512 = 64 single-sequence
+decode steps right after that prompt. Both engines get the same token ids. Prints one table with
+mean +- stddev over the repetitions.
+
+  .venv/bin/python bench/cpu_model_bench.py [--model GGUF] [--threads 2] [--repetitions 3]
+Needs the vllm-cpp binary (cmake --build build --target vllm-cpp) and llama-cpp-python
+(scripts/bootstrap --reference).
+"""
+import argparse
+import os
+import pathlib
+import re
+import statistics
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+DEFAULT_MODEL = pathlib.Path(
+    os.environ.get("VLLM_CPP_MODEL")
+    or pathlib.Path(os.environ.get("VLLM_CPP_CACHE", pathlib.Path.home() / ".cache" / "vllm-cpp"))
+    / "SmolLM2-135M-Instruct.Q4_1.gguf"
+)
+
+
+def bench_llamacpp(model, prompt, decode_tokens, threads, repetitions):
+    from llama_cpp import Llama
+
+    llm = Llama(model_path=str(model), n_ctx=len(prompt) + decode_tokens + 16,
+                n_batch=len(prompt), n_ubatch=len(prompt), n_threads=threads,
+                n_threads_batch=threads, verbose=False)
+    prefill, decode = [], []
+    for _ in range(repetitions):
+        llm.reset()
+        start = time.perf_counter()
+        llm.eval(prompt)
+        prefill.append(len(prompt) / (time.perf_counter() - start))
+        token = int(np.argmax(llm.scores[llm.n_tokens - 1]))
+        start = time.perf_counter()
+        for _ in range(decode_tokens):
+            llm.eval([token])
+            token = int(np.argmax(llm.scores[llm.n_tokens - 1]))
+        decode.append(decode_tokens / (time.perf_counter() - start))
+    return prefill, decode
+
+
+def bench_vllm_cpp(binary, model, prompt, decode_tokens, threads, repetitions):
+    prefill, decode = [], []
+    for _ in range(repetitions):
+        # max_tokens = decode_tokens + 1: the first token comes from the prefill's logits.
+        cmd = [str(binary), "generate", str(model), "--prompt-token-ids",
+               ",".join(map(str, prompt)), "--max-tokens", str(decode_tokens + 1),
+               "--temperature", "0", "--ignore-eos", "--threads", str(threads)]
+        out = subprocess.run(cmd, check=True, capture_output=True, text=True, timeout=600).stdout
+        prefill.append(float(re.search(r"^prefill: .*= ([\d.]+) tokens/s", out, re.M).group(1)))
+        decode.append(float(re.search(r"^decode: .*= ([\d.]+) tokens/s", out, re.M).group(1)))
+    return prefill, decode
+
+
+def cell(values):
+    if len(values) == 1:
+        return f"{values[0]:.1f}"
+    return f"{statistics.mean(values):.1f} ± {statistics.stdev(values):.1f}"
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", type=pathlib.Path, default=DEFAULT_MODEL)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--prompt-tokens", type=int, default=512)
+    parser.add_argument("--decode-tokens", type=int, default=64)
+    parser.add_argument("--repetitions", type=int, default=3)
+    parser.add_argument("--vllm-cpp", type=pathlib.Path, default=ROOT / "build" / "apps" / "vllm-cpp")
+    parser.add_argument("--skip-llamacpp", action="store_true")
+    args = parser.parse_args()
+
+    rng = np.random.default_rng(0)
+    prompt = [int(t) for t in rng.integers(100, 40000, size=args.prompt_tokens)]
+    rows = []
+    ours = bench_vllm_cpp(args.vllm_cpp, args.model, prompt, args.decode_tokens, args.threads,
+                          args.repetitions)
+    rows.append(("vllm-cpp (fp32 weights, OpenBLAS)", ours))
+    if not args.skip_llamacpp:
+        theirs = bench_llamacpp(args.model, prompt, args.decode_tokens, args.threads,
+                                args.repetitions)
+        rows.append(("llama.cpp (llama-cpp-python)", theirs))
+
+    pp = f"pp{args.prompt_tokens}"
+    tg = f"tg{args.decode_tokens}@{args.prompt_tokens}"
+    print(f"model: {args.model.name}  threads: {args.threads}  repetitions: {args.repetitions}  "
+          f"prompt: {args.prompt_tokens} random token ids  decode: {args.decode_tokens} greedy steps "
+          f"after the prompt, batch 1")
+    print(f"| engine | threads | test | t/s |")
+    print(f"|---|---|---|---|")
+    for name, (prefill, decode) in rows:
+        print(f"| {name} | {args.threads} | {pp} | {cell(prefill)} |")
+        print(f"| {name} | {args.threads} | {tg} | {cell(decode)} |")
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()

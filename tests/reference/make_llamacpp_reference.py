@@ -1,0 +1,138 @@
+#!/usr/bin/env python3
+"""Records llama.cpp's logits and greedy continuations on the bundled SmolLM2 GGUF.
+
+The C++ test tests/model/test_llama_reference.cpp compares vllm-cpp's forward pass with this
+data, so CI never builds llama.cpp. Prompts are stored as llama.cpp's own token ids (the test
+does not depend on our tokenizer). Written to tests/reference/data/llamacpp/:
+
+  reference.json    model, llama.cpp version, per prompt: token ids, llama.cpp's argmax and
+                    top-2 gap at the last prompt position, 32 greedy tokens and the top-2 logit
+                    gap at each greedy step
+  last_logits.f16   float16 little-endian [num_prompts, vocab]: last-position logits
+
+Run (needs llama-cpp-python, `scripts/bootstrap --reference`):
+  .venv/bin/python tests/reference/make_llamacpp_reference.py [--model PATH]
+"""
+import argparse
+import hashlib
+import json
+import os
+import pathlib
+
+import numpy as np
+from llama_cpp import Llama, __version__ as llama_cpp_version
+
+HERE = pathlib.Path(__file__).resolve().parent
+OUT = HERE / "data" / "llamacpp"
+DEFAULT_MODEL = pathlib.Path(
+    os.environ.get("VLLM_CPP_MODEL")
+    or pathlib.Path(os.environ.get("VLLM_CPP_CACHE", pathlib.Path.home() / ".cache" / "vllm-cpp"))
+    / "SmolLM2-135M-Instruct.Q4_1.gguf"
+)
+GREEDY_STEPS = 32
+
+# Varied text: prose, lists, code, numbers, another language, chat markup. Prompts are windows of
+# their tokenization, so lengths can be chosen freely.
+TEXTS = [
+    "The history of the printing press begins in the fifteenth century, when Johannes Gutenberg "
+    "combined a screw press with movable metal type. Books became cheaper, literacy spread, and "
+    "ideas travelled faster than ever before. Within fifty years, presses were operating in more "
+    "than two hundred European cities, and millions of volumes had been printed.",
+    "To bake a simple loaf of bread, mix 500 grams of flour, 10 grams of salt, 7 grams of yeast "
+    "and 350 millilitres of warm water. Knead the dough for ten minutes, let it rise for an hour, "
+    "shape it, let it rise again, and bake at 230 degrees Celsius for about thirty-five minutes.",
+    "def fibonacci(n):\n    \"\"\"Return the n-th Fibonacci number.\"\"\"\n    a, b = 0, 1\n"
+    "    for _ in range(n):\n        a, b = b, a + b\n    return a\n\n\n"
+    "for i in range(10):\n    print(i, fibonacci(i))\n",
+    "Photosynthesis is the process by which green plants use sunlight to turn carbon dioxide and "
+    "water into glucose and oxygen. It takes place mainly in the chloroplasts of leaf cells, "
+    "where the pigment chlorophyll absorbs red and blue light and reflects green light.",
+    "Shopping list:\n1. Apples\n2. Milk\n3. Eggs\n4. Whole wheat bread\n5. Olive oil\n"
+    "6. Tomatoes\n7. Rice\n8. Coffee beans\n",
+    "La tour Eiffel a été construite pour l'Exposition universelle de 1889 à Paris. Elle mesure "
+    "environ trois cents mètres et fut pendant quarante ans le plus haut monument du monde.",
+    "Question: A train leaves the station at 3 pm travelling at 80 km/h. A second train leaves "
+    "the same station at 4 pm travelling at 100 km/h on the same track. At what time does the "
+    "second train catch up with the first?\nAnswer: Let t be the hours after 4 pm.",
+    "In mathematics, a prime number is a natural number greater than 1 that is not a product of "
+    "two smaller natural numbers. The first primes are 2, 3, 5, 7, 11, 13, 17, 19, 23 and 29. "
+    "Euclid proved that there are infinitely many primes.",
+    "SELECT customers.name, COUNT(orders.id) AS order_count\nFROM customers\n"
+    "LEFT JOIN orders ON orders.customer_id = customers.id\nGROUP BY customers.name\n"
+    "ORDER BY order_count DESC\nLIMIT 10;",
+    "Once upon a time, in a small village at the edge of a great forest, there lived an old "
+    "clockmaker who could repair any clock in the world. One winter evening a stranger knocked "
+    "on his door carrying a clock that ran backwards.",
+]
+CHAT = (
+    "<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face"
+    "<|im_end|>\n<|im_start|>user\n{}<|im_end|>\n<|im_start|>assistant\n"
+)
+CHAT_QUESTIONS = [
+    "What is the capital of France?",
+    "Write a haiku about the sea.",
+    "Explain in two sentences why the sky is blue.",
+    "List three uses of a paperclip.",
+    "How many legs does a spider have?",
+]
+# Window lengths for the plain-text prompts (tokens); chat prompts add their own lengths.
+LENGTHS = [5, 7, 9, 12, 16, 20, 24, 31, 40, 48, 57, 64, 80, 96, 113, 128, 150, 175, 200, 230,
+           256, 300, 350, 400, 450, 500]
+
+
+def top2_gap(logits):
+    top = np.partition(logits, -2)[-2:]
+    return float(top[1] - top[0])
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", type=pathlib.Path, default=DEFAULT_MODEL)
+    args = parser.parse_args()
+
+    llm = Llama(model_path=str(args.model), n_ctx=1024, n_batch=512, n_threads=2,
+                n_threads_batch=2, seed=0, verbose=False)
+    vocab = llm.n_vocab()
+
+    corpus = llm.tokenize("\n\n".join(TEXTS * 3).encode(), add_bos=False, special=False)
+    prompts = []
+    for i, length in enumerate(LENGTHS):
+        start = (i * 37) % (len(corpus) - length)  # windows from different places
+        prompts.append(("text", corpus[start:start + length]))
+    for question in CHAT_QUESTIONS:
+        prompts.append(("chat", llm.tokenize(CHAT.format(question).encode(), add_bos=False,
+                                             special=True)))
+
+    records = []
+    last_logits = np.zeros((len(prompts), vocab), dtype=np.float32)
+    for index, (kind, tokens) in enumerate(prompts):
+        assert 5 <= len(tokens) <= 500, len(tokens)
+        llm.reset()
+        llm.eval(tokens)
+        logits = np.array(llm.scores[llm.n_tokens - 1], dtype=np.float32)
+        last_logits[index] = logits
+        record = {"kind": kind, "prompt_token_ids": [int(t) for t in tokens],
+                  "last_argmax": int(np.argmax(logits)), "last_top2_gap": top2_gap(logits),
+                  "greedy_token_ids": [], "greedy_top2_gaps": []}
+        for _ in range(GREEDY_STEPS):
+            token = int(np.argmax(logits))
+            record["greedy_token_ids"].append(token)
+            record["greedy_top2_gaps"].append(top2_gap(logits))
+            llm.eval([token])
+            logits = np.array(llm.scores[llm.n_tokens - 1], dtype=np.float32)
+        records.append(record)
+        print(f"prompt {index:2d}: {len(tokens):3d} tokens, gap {record['last_top2_gap']:.3f}")
+
+    OUT.mkdir(parents=True, exist_ok=True)
+    last_logits.astype("<f2").tofile(OUT / "last_logits.f16")
+    digest = hashlib.sha256(args.model.read_bytes()).hexdigest()
+    meta = {"model": args.model.name, "model_sha256": digest,
+            "llama_cpp_python": llama_cpp_version, "n_threads": 2, "vocab_size": vocab,
+            "greedy_steps": GREEDY_STEPS, "logits_file": "last_logits.f16",
+            "prompts": records}
+    (OUT / "reference.json").write_text(json.dumps(meta, indent=1) + "\n")
+    print(f"wrote {len(records)} prompts to {OUT}")
+
+
+if __name__ == "__main__":
+    main()
