@@ -1,0 +1,15 @@
+// The vllm-cpp subcommands. Each takes the arguments after its name and returns the process
+// exit code; main.cpp maps names to them in one table (add a line there for a new one).
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace vllm::apps {
+
+using Args = std::vector<std::string>;
+
+// vllm-cpp generate MODEL --prompt-token-ids 1,2,3 [--max-tokens N ...]
+int run_generate(const Args& args);
+
+}  // namespace vllm::apps
