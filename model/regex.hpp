@@ -1,0 +1,36 @@
+// A compiled PCRE2 regular expression (UTF + UCP, JIT when available) for pre-tokenizer and
+// normalizer patterns. Patterns are written for Oniguruma (what Hugging Face tokenizers uses);
+// the one difference that shows on real patterns is translated: Oniguruma's \s also matches
+// U+0085, PCRE2's does not.
+#pragma once
+
+#include <cstddef>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+
+namespace vllm {
+
+class Regex {
+ public:
+  // Throws TokenizerError naming `origin` (where the pattern came from) if it does not compile.
+  Regex(const std::string& pattern, std::string_view origin);
+  ~Regex();
+  Regex(Regex&&) noexcept;
+  Regex& operator=(Regex&&) noexcept;
+
+  // Calls on_match(start, end) (byte offsets into text) for each successive non-overlapping
+  // match, leftmost first. text must be valid UTF-8. Thread-safe.
+  void for_each_match(std::string_view text,
+                      const std::function<void(size_t start, size_t end)>& on_match) const;
+
+  // Escapes a literal string so that it matches itself.
+  static std::string escape(std::string_view literal);
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace vllm
