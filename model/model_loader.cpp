@@ -9,9 +9,11 @@
 #include <thread>
 #include <vector>
 
+#include "model/dummy_weights.hpp"
 #include "model/gguf.hpp"
 #include "model/gguf_config.hpp"
 #include "model/gguf_dequantize.hpp"
+#include "model/llama_weight_specs.hpp"
 #include "model/model_load_error.hpp"
 #include "model/safetensors.hpp"
 #include "runtime/logging.hpp"
@@ -33,80 +35,6 @@ std::string shape_string(const std::vector<int64_t>& shape) {
     text += (i ? ", " : "") + std::to_string(shape[i]);
   }
   return text + "]";
-}
-
-// One parameter of the model: where it goes, its names in both formats, the shape the config
-// implies.
-struct WeightSlot {
-  std::string hf_name;
-  std::string gguf_name;
-  std::vector<int64_t> shape;
-  HostTensor* dest = nullptr;
-  int64_t rope_heads = 0;  // q/k weights and biases: heads whose rows GGUF llama permutes
-  bool is_norm = false;
-  uint64_t id = 0;  // stable per parameter: seeds the dummy fill
-};
-
-std::vector<WeightSlot> weight_slots(LlamaWeights& weights) {
-  const ModelConfig& c = weights.config;
-  weights.layers.assign(static_cast<std::size_t>(c.num_hidden_layers), LlamaLayerWeights{});
-  std::vector<WeightSlot> slots;
-  slots.push_back({"model.embed_tokens.weight",
-                   "token_embd.weight",
-                   {c.vocab_size, c.hidden_size},
-                   &weights.embed_tokens,
-                   0,
-                   false,
-                   0});
-  slots.push_back(
-      {"model.norm.weight", "output_norm.weight", {c.hidden_size}, &weights.norm, 0, true, 1});
-  if (!c.tie_word_embeddings) {
-    slots.push_back({"lm_head.weight",
-                     "output.weight",
-                     {c.vocab_size, c.hidden_size},
-                     &weights.lm_head,
-                     0,
-                     false,
-                     2});
-  }
-  for (int64_t i = 0; i < c.num_hidden_layers; ++i) {
-    LlamaLayerWeights& layer = weights.layers[static_cast<std::size_t>(i)];
-    const std::string hf = "model.layers." + std::to_string(i) + ".";
-    const std::string gg = "blk." + std::to_string(i) + ".";
-    const uint64_t base = 16 + static_cast<uint64_t>(i) * 16;
-    auto add = [&](const std::string& hf_name, const std::string& gguf_name,
-                   std::vector<int64_t> shape, HostTensor* dest, int64_t rope_heads, bool is_norm,
-                   uint64_t field) {
-      slots.push_back({hf + hf_name, gg + gguf_name, std::move(shape), dest, rope_heads, is_norm,
-                       base + field});
-    };
-    add("input_layernorm.weight", "attn_norm.weight", {c.hidden_size}, &layer.input_layernorm, 0,
-        true, 0);
-    add("self_attn.q_proj.weight", "attn_q.weight", {c.q_size(), c.hidden_size}, &layer.q_proj,
-        c.num_attention_heads, false, 1);
-    add("self_attn.k_proj.weight", "attn_k.weight", {c.kv_size(), c.hidden_size}, &layer.k_proj,
-        c.num_key_value_heads, false, 2);
-    add("self_attn.v_proj.weight", "attn_v.weight", {c.kv_size(), c.hidden_size}, &layer.v_proj, 0,
-        false, 3);
-    if (c.attention_bias) {
-      add("self_attn.q_proj.bias", "attn_q.bias", {c.q_size()}, &layer.q_bias,
-          c.num_attention_heads, false, 4);
-      add("self_attn.k_proj.bias", "attn_k.bias", {c.kv_size()}, &layer.k_bias,
-          c.num_key_value_heads, false, 5);
-      add("self_attn.v_proj.bias", "attn_v.bias", {c.kv_size()}, &layer.v_bias, 0, false, 6);
-    }
-    add("self_attn.o_proj.weight", "attn_output.weight", {c.hidden_size, c.q_size()}, &layer.o_proj,
-        0, false, 7);
-    add("post_attention_layernorm.weight", "ffn_norm.weight", {c.hidden_size},
-        &layer.post_attention_layernorm, 0, true, 8);
-    add("mlp.gate_proj.weight", "ffn_gate.weight", {c.intermediate_size, c.hidden_size},
-        &layer.gate_proj, 0, false, 9);
-    add("mlp.up_proj.weight", "ffn_up.weight", {c.intermediate_size, c.hidden_size}, &layer.up_proj,
-        0, false, 10);
-    add("mlp.down_proj.weight", "ffn_down.weight", {c.hidden_size, c.intermediate_size},
-        &layer.down_proj, 0, false, 11);
-  }
-  return slots;
 }
 
 void convert_into(HostTensor& dest, const std::vector<int64_t>& shape, GgmlType type,
@@ -142,7 +70,9 @@ LlamaWeights load_gguf_weights(const fs::path& path, int threads) {
   LlamaWeights weights;
   weights.config = model_config_from_gguf(file);
   const bool permuted = file.get_string("general.architecture") == "llama";
-  for (WeightSlot& slot : weight_slots(weights)) {
+  weights.layers.resize(static_cast<std::size_t>(weights.config.num_hidden_layers));
+  for (const LlamaWeightSpec& slot : llama_weight_specs(weights.config)) {
+    HostTensor& dest = weight_tensor(weights, slot);
     const GgufTensorInfo* tensor = file.find_tensor(slot.gguf_name);
     if (tensor == nullptr) {
       throw ModelLoadError(path, "missing tensor '" + slot.gguf_name + "'");
@@ -158,8 +88,8 @@ LlamaWeights load_gguf_weights(const fs::path& path, int threads) {
                                      ", which cannot be dequantized (supported: F32, F16, BF16, "
                                      "Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K)");
     }
-    convert_into(*slot.dest, slot.shape, tensor->type, file.tensor_data(*tensor), threads);
-    if (permuted && slot.rope_heads > 0) unpermute_rope_rows(*slot.dest, slot.rope_heads);
+    convert_into(dest, slot.shape, tensor->type, file.tensor_data(*tensor), threads);
+    if (permuted && slot.rope_heads > 0) unpermute_rope_rows(dest, slot.rope_heads);
   }
   return weights;
 }
@@ -173,7 +103,8 @@ LlamaWeights load_safetensors_weights(const fs::path& path, int threads) {
   LlamaWeights weights;
   weights.config = load_hf_config(dir / "config.json");
   const SafetensorsCheckpoint checkpoint = SafetensorsCheckpoint::open(dir);
-  for (WeightSlot& slot : weight_slots(weights)) {
+  weights.layers.resize(static_cast<std::size_t>(weights.config.num_hidden_layers));
+  for (const LlamaWeightSpec& slot : llama_weight_specs(weights.config)) {
     const auto* entry = checkpoint.find(slot.hf_name);
     if (entry == nullptr) {
       throw ModelLoadError(dir, "checkpoint lacks tensor '" + slot.hf_name + "'");
@@ -195,43 +126,9 @@ LlamaWeights load_safetensors_weights(const fs::path& path, int threads) {
       throw ModelLoadError(entry->file->path(), "tensor '" + slot.hf_name + "' has dtype " +
                                                     info.dtype + " (supported: F32, F16, BF16)");
     }
-    convert_into(*slot.dest, slot.shape, type, entry->file->data(info), threads);
+    convert_into(weight_tensor(weights, slot), slot.shape, type, entry->file->data(info), threads);
   }
   return weights;
-}
-
-// Counter-based generator: element i of parameter `id` is a pure function of (seed, id, i), so
-// any split of the work (threads, devices) gives the same values.
-uint64_t splitmix64(uint64_t x) {
-  x += 0x9E3779B97F4A7C15ull;
-  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
-  x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
-  return x ^ (x >> 31);
-}
-
-void fill_uniform(std::span<float> out, uint64_t seed, uint64_t id, float low, float high,
-                  int threads) {
-  const uint64_t stream = splitmix64(seed ^ splitmix64(id));
-  const float scale = (high - low) / 16777216.0f;  // 24 random bits
-  auto fill = [&](std::size_t first, std::size_t last) {
-    for (std::size_t i = first; i < last; ++i) {
-      const auto bits = static_cast<uint32_t>(splitmix64(stream + i) >> 40);
-      out[i] = low + static_cast<float>(bits) * scale;
-    }
-  };
-  const std::size_t n = out.size();
-  const auto workers = static_cast<std::size_t>(
-      std::min<std::size_t>(static_cast<std::size_t>(threads), n / (1 << 16) + 1));
-  if (workers <= 1) {
-    fill(0, n);
-    return;
-  }
-  std::vector<std::jthread> pool;
-  const std::size_t chunk = (n + workers - 1) / workers;
-  for (std::size_t w = 1; w < workers; ++w) {
-    pool.emplace_back([&, w] { fill(std::min(n, w * chunk), std::min(n, (w + 1) * chunk)); });
-  }
-  fill(0, std::min(n, chunk));
 }
 
 }  // namespace
@@ -291,16 +188,7 @@ GenerationDefaults load_model_generation_defaults(const fs::path& path) {
 }
 
 LlamaWeights make_dummy_llama_weights(const ModelConfig& config, const LoadOptions& options) {
-  const int threads = resolve_threads(options.num_threads);
-  LlamaWeights weights;
-  weights.config = config;
-  for (WeightSlot& slot : weight_slots(weights)) {
-    slot.dest->shape = slot.shape;
-    slot.dest->data.resize(static_cast<std::size_t>(slot.dest->numel()));
-    const float center = slot.is_norm ? 1.0f : 0.0f;
-    fill_uniform(slot.dest->data, options.seed, slot.id, center - 0.02f, center + 0.02f, threads);
-  }
-  return weights;
+  return make_dummy_weights(config, options.seed, options.num_threads);
 }
 
 LlamaWeights load_llama_weights(const fs::path& path_or_dir, LoadFormat format,

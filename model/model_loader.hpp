@@ -46,9 +46,10 @@ LlamaWeights load_llama_weights(const std::filesystem::path& path_or_dir,
                                 LoadFormat format = LoadFormat::kAuto,
                                 const LoadOptions& options = {});
 
-// Random weights of the config's shapes (vLLM's dummy format): linear layers, embeddings and
-// biases uniform in [-0.02, 0.02], norm weights uniform in [0.98, 1.02] so activations keep a
-// realistic scale. Deterministic in (config, seed), whatever the thread count.
+// Random weights of the config's shapes (vLLM's dummy format; see dummy_weights.hpp, which a
+// GPU loader can use chunk by chunk without fp32 host tensors): linear layers, embeddings and
+// biases uniform in [-0.02, 0.02], norm weights in [0.98, 1.02]. Deterministic in (config,
+// seed), whatever the thread count.
 LlamaWeights make_dummy_llama_weights(const ModelConfig& config, const LoadOptions& options = {});
 
 }  // namespace vllm

@@ -10,6 +10,8 @@
 
 #include <catch2/catch.hpp>
 
+#include "model/dummy_weights.hpp"
+#include "model/llama_weight_specs.hpp"
 #include "model/model_load_error.hpp"
 #include "model/model_loader.hpp"
 #include "model/safetensors.hpp"
@@ -263,4 +265,27 @@ TEST_CASE("load format names and detection", "[loader]") {
   CHECK_THROWS_WITH(
       vllm::detect_load_format(models_dir() / "tiny_hf_sharded" / "model.safetensors.index.json"),
       Contains("cannot tell the model format"));
+}
+
+TEST_CASE("weight specs and chunked dummy values (the GPU loader's path)", "[loader][dummy]") {
+  const auto config = vllm::load_model_config(models_dir() / "tiny_qwen2_hf");
+  const auto specs = vllm::llama_weight_specs(config);
+  CHECK(specs.size() == 2 + 12);  // embed + norm (tied: no lm_head) + one layer with biases
+  CHECK(specs[0].hf_name == "model.embed_tokens.weight");
+  CHECK(specs[0].gguf_name == "token_embd.weight");
+
+  const LlamaWeights whole = vllm::make_dummy_llama_weights(config, {.seed = 11});
+  for (const auto& spec : specs) {
+    INFO("tensor " << spec.hf_name);
+    const auto& tensor = vllm::weight_tensor(whole, spec);
+    REQUIRE(tensor.numel() == spec.numel());
+    // Streamed in uneven chunks, as a GPU loader would, the values are the same.
+    std::vector<float> streamed(static_cast<std::size_t>(spec.numel()));
+    for (std::size_t begin = 0; begin < streamed.size(); begin += 37) {
+      const std::size_t length = std::min<std::size_t>(37, streamed.size() - begin);
+      vllm::fill_dummy_values(spec, 11, static_cast<int64_t>(begin),
+                              std::span(streamed).subspan(begin, length));
+    }
+    CHECK(streamed == tensor.data);
+  }
 }
