@@ -285,7 +285,7 @@ void Scheduler::finish(Request* request, FinishReason reason) {
     waiting_.erase(it);
   }
   finished_ids_.push_back(request->id());
-  requests_.erase(request->id());  // destroys *request: last
+  requests_.erase(requests_.find(request->id()));  // destroys *request: last
 }
 
 const Request* Scheduler::find(const RequestId& request_id) const {

@@ -138,6 +138,8 @@ class Scheduler {
   const KvBlockManager& kv_block_manager() const { return kv_; }
   const PrefixCacheStats& prefix_cache_stats() const { return kv_.prefix_cache_stats(); }
   const SchedulerConfig& config() const { return config_; }
+  // Forgets every cached block; only when no request holds blocks (benchmarks, tests).
+  bool reset_prefix_cache() { return kv_.reset_prefix_cache(); }
 
  private:
   bool comes_before(const Request& a, const Request& b) const;
