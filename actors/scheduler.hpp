@@ -99,6 +99,16 @@ struct RequestUpdate {
   int32_t num_cached_tokens = 0;  // prefix-cache hit at admission (usage reporting)
 };
 
+// A snapshot for logs and the metrics endpoint.
+struct SchedulerStats {
+  int32_t num_running = 0;
+  int32_t num_waiting = 0;
+  int64_t num_preemptions = 0;
+  double kv_cache_usage = 0.0;  // fraction of blocks in use
+  int32_t num_free_blocks = 0;
+  PrefixCacheStats prefix_cache;
+};
+
 class Scheduler {
  public:
   // Throws std::invalid_argument for an impossible configuration.
@@ -138,6 +148,10 @@ class Scheduler {
   const KvBlockManager& kv_block_manager() const { return kv_; }
   const PrefixCacheStats& prefix_cache_stats() const { return kv_.prefix_cache_stats(); }
   const SchedulerConfig& config() const { return config_; }
+  SchedulerStats stats() const {
+    return {num_running(), num_waiting(),         num_preemptions_,
+            kv_.usage(),   kv_.num_free_blocks(), kv_.prefix_cache_stats()};
+  }
   // Forgets every cached block; only when no request holds blocks (benchmarks, tests).
   bool reset_prefix_cache() { return kv_.reset_prefix_cache(); }
 

@@ -270,6 +270,12 @@ TEST_CASE("the preemption victim is the newest running request (FCFS)", "[actors
   CHECK(newer->status == RequestStatus::kPreempted);
   CHECK(newer->num_preemptions == 1);
   CHECK(newer->num_computed_tokens == 0);
+  const SchedulerStats stats = scheduler.stats();
+  CHECK(stats.num_running == 1);
+  CHECK(stats.num_waiting == 1);
+  CHECK(stats.num_preemptions == 1);
+  CHECK(stats.num_free_blocks == 5 - 3);
+  CHECK(stats.kv_cache_usage == Approx(0.6));
   CHECK(scheduler.find("old")->status == RequestStatus::kRunning);
   CHECK(scheduler.num_preemptions() == 1);
   // Re-admitted, it recomputes prompt and outputs; the plan carries both to the worker.
