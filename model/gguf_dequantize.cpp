@@ -177,6 +177,80 @@ void block_q6_k(const uint8_t* x, float* y) {
   }
 }
 
+// block_q2_K { uint8 scales[16]; uint8 qs[64]; half d; half dmin; }: 16 sub-blocks of 16;
+// y = (d * (scale & 15)) * q - (dmin * (scale >> 4)), q the 2-bit field (shift 2j) of
+// qs[32c + l] for element 128c + 32j + l.
+void block_q2_k(const uint8_t* x, float* y) {
+  const uint8_t* scales = x;
+  const uint8_t* qs = x + 16;
+  const float d = half(x + 80);
+  const float dmin = half(x + 82);
+  for (int e = 0; e < kQK_K; ++e) {
+    const int sub = e / 16;
+    const int chunk = e / 128;
+    const int shift = 2 * ((e % 128) / 32);
+    const float dl = d * static_cast<float>(scales[sub] & 0x0F);
+    const float ml = dmin * static_cast<float>(scales[sub] >> 4);
+    const int q = (qs[32 * chunk + e % 32] >> shift) & 3;
+    y[e] = dl * static_cast<float>(q) - ml;
+  }
+}
+
+// block_q3_K { uint8 hmask[32]; uint8 qs[64]; uint8 scales[12]; half d; }: 16 sub-blocks of 16
+// with 6-bit signed scales; q = low 2 bits - (hmask bit clear ? 4 : 0).
+void block_q3_k(const uint8_t* x, float* y) {
+  const uint8_t* hmask = x;
+  const uint8_t* qs = x + 32;
+  const uint8_t* packed = x + 96;
+  const float d = half(x + 108);
+  float dl[16];
+  for (int k = 0; k < 16; ++k) {
+    const int low = (packed[k % 8] >> (4 * (k / 8))) & 0x0F;
+    const int high = (packed[8 + k % 4] >> (2 * (k / 4))) & 0x03;
+    dl[k] = d * static_cast<float>((low | (high << 4)) - 32);
+  }
+  for (int e = 0; e < kQK_K; ++e) {
+    const int chunk = e / 128;
+    const int shift = 2 * ((e % 128) / 32);
+    const int low = (qs[32 * chunk + e % 32] >> shift) & 3;
+    const int high_clear = ((hmask[e % 32] >> (e / 32)) & 1) ^ 1;
+    y[e] = dl[e / 16] * static_cast<float>(low - 4 * high_clear);
+  }
+}
+
+// IQ4_NL / IQ4_XS: 4-bit indices into a fixed non-linear table.
+constexpr int8_t kIq4nlValues[16] = {-127, -104, -83, -65, -49, -35, -22, -10,
+                                     1,    13,   25,  38,  53,  69,  89,  113};
+
+// block_iq4_nl { half d; uint8 qs[16]; }: y = d * table[nibble]; low nibbles first.
+void block_iq4_nl(const uint8_t* x, float* y) {
+  const float d = half(x);
+  const uint8_t* qs = x + 2;
+  for (int j = 0; j < kQK / 2; ++j) {
+    y[j] = d * static_cast<float>(kIq4nlValues[qs[j] & 0x0F]);
+    y[j + kQK / 2] = d * static_cast<float>(kIq4nlValues[qs[j] >> 4]);
+  }
+}
+
+// block_iq4_xs { half d; uint16 scales_h; uint8 scales_l[4]; uint8 qs[128]; }: 8 sub-blocks of
+// 32 with 6-bit signed scales; each sub-block is laid out like one IQ4_NL block.
+void block_iq4_xs(const uint8_t* x, float* y) {
+  const float d = half(x);
+  const uint16_t scales_h = load_u16(x + 2);
+  const uint8_t* scales_l = x + 4;
+  const uint8_t* qs = x + 8;
+  for (int k = 0; k < 8; ++k) {
+    const int low = (scales_l[k / 2] >> (4 * (k % 2))) & 0x0F;
+    const int high = (scales_h >> (2 * k)) & 0x03;
+    const float dl = d * static_cast<float>((low | (high << 4)) - 32);
+    const uint8_t* q = qs + 16 * k;
+    for (int j = 0; j < 16; ++j) {
+      y[32 * k + j] = dl * static_cast<float>(kIq4nlValues[q[j] & 0x0F]);
+      y[32 * k + j + 16] = dl * static_cast<float>(kIq4nlValues[q[j] >> 4]);
+    }
+  }
+}
+
 void block_f32(const uint8_t* x, float* y) {
   std::memcpy(y, x, 4);
 }
@@ -213,6 +287,14 @@ BlockFn block_function(GgmlType type) {
       return block_q5_k;
     case GgmlType::kQ6_K:
       return block_q6_k;
+    case GgmlType::kQ2_K:
+      return block_q2_k;
+    case GgmlType::kQ3_K:
+      return block_q3_k;
+    case GgmlType::kIQ4_NL:
+      return block_iq4_nl;
+    case GgmlType::kIQ4_XS:
+      return block_iq4_xs;
     default:
       return nullptr;
   }

@@ -1,6 +1,6 @@
 // Dequantization of GGML tensor data to fp32, exactly as GGML (ggml-quants.c) and gguf-py's
 // `gguf.quants.dequantize` define it, bit for bit: F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1,
-// Q4_K, Q5_K, Q6_K.
+// Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_NL, IQ4_XS.
 #pragma once
 
 #include <cstddef>

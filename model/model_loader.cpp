@@ -86,7 +86,8 @@ LlamaWeights load_gguf_weights(const fs::path& path, int threads) {
       throw ModelLoadError(path, "tensor '" + slot.gguf_name + "' has type " +
                                      ggml_type_name(tensor->type) +
                                      ", which cannot be dequantized (supported: F32, F16, BF16, "
-                                     "Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K)");
+                                     "Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, "
+                                     "IQ4_NL, IQ4_XS)");
     }
     convert_into(dest, slot.shape, tensor->type, file.tensor_data(*tensor), threads);
     if (permuted && slot.rope_heads > 0) unpermute_rope_rows(dest, slot.rope_heads);

@@ -68,7 +68,8 @@ TEST_CASE("dequantize matches gguf.quants.dequantize bit for bit", "[gguf][dequa
     ++num_checked;
   }
   CHECK(types_seen == std::set<std::string>{"F32", "F16", "BF16", "Q8_0", "Q4_0", "Q4_1", "Q5_0",
-                                            "Q5_1", "Q4_K", "Q5_K", "Q6_K"});
+                                            "Q5_1", "Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K",
+                                            "IQ4_NL", "IQ4_XS"});
   CHECK(num_checked >= 20);
 }
 
@@ -95,11 +96,11 @@ TEST_CASE("dequantize_parallel splits large tensors without changing a bit", "[d
 }
 
 TEST_CASE("dequantize refuses unsupported types and mismatched sizes", "[dequantize]") {
-  std::vector<std::byte> raw(84);
+  std::vector<std::byte> raw(66);
   std::vector<float> out(256);
-  CHECK_FALSE(vllm::can_dequantize(GgmlType::kQ2_K));
-  CHECK_THROWS_WITH(vllm::dequantize(GgmlType::kQ2_K, raw, out),
-                    Catch::Matchers::Contains("unsupported GGML type Q2_K"));
+  CHECK_FALSE(vllm::can_dequantize(GgmlType::kIQ2_XXS));
+  CHECK_THROWS_WITH(vllm::dequantize(GgmlType::kIQ2_XXS, raw, out),
+                    Catch::Matchers::Contains("unsupported GGML type IQ2_XXS"));
   std::vector<std::byte> q8(34);
   std::vector<float> too_many(64);
   CHECK_THROWS_WITH(vllm::dequantize(GgmlType::kQ8_0, q8, too_many),

@@ -231,16 +231,17 @@ TEST_CASE("GGUF loader: shapes vs metadata, unsupported types, truncation", "[lo
   expect_load_error(model, model,
                     {"tensor 'blk.0.ffn_gate.weight' has shape [256, 256]", "implies [512, 256]"});
 
-  fresh();  // blk.0.attn_q.weight is Q4_K (144 bytes/block); call it Q2_K (84): still inside
+  fresh();  // blk.0.attn_q.weight is Q4_K (144 bytes/block); call it IQ2_XXS (66): still inside
   {
     auto bytes = good;
     const std::string name = "blk.0.attn_q.weight";
     const std::size_t type_at = vllm::test::find_bytes(bytes, name) + name.size() + 4 + 16;
     REQUIRE(vllm::test::peek<uint32_t>(bytes, type_at) == 12);
-    vllm::test::poke<uint32_t>(bytes, type_at, 10);
+    vllm::test::poke<uint32_t>(bytes, type_at, 16);
     vllm::test::write_bytes(model, bytes);
   }
-  expect_load_error(model, model, {"'blk.0.attn_q.weight' has type Q2_K", "cannot be dequantized"});
+  expect_load_error(model, model,
+                    {"'blk.0.attn_q.weight' has type IQ2_XXS", "cannot be dequantized"});
 
   fresh();
   patch_bytes(model, "blk.1.ffn_up.weight", "blk.1.ffn_uq.weight");
