@@ -6,6 +6,7 @@
 
 #include "kernels/cuda/cuda_check.hpp"
 #include "kernels/cuda/device_sampler.hpp"
+#include "kernels/cuda/device_types.cuh"
 #include "kernels/philox.hpp"
 
 namespace vllm::cuda {
@@ -52,7 +53,7 @@ struct Min {
 template <typename T, typename Op>
 __device__ T block_reduce(T value, Op op, T* scratch) {
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
-#pragma unroll
+  VLLM_UNROLL
   for (int offset = 16; offset > 0; offset >>= 1) {
     value = op(value, __shfl_xor_sync(0xffffffffu, value, offset));
   }
@@ -66,7 +67,7 @@ __device__ T block_reduce(T value, Op op, T* scratch) {
 
 __device__ Candidate block_best(Candidate candidate, Candidate* scratch) {
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
-#pragma unroll
+  VLLM_UNROLL
   for (int offset = 16; offset > 0; offset >>= 1) {
     Candidate other;
     other.value = __shfl_xor_sync(0xffffffffu, candidate.value, offset);
@@ -85,7 +86,7 @@ __device__ Candidate block_best(Candidate candidate, Candidate* scratch) {
 __device__ double block_exclusive_scan(double value, double* scratch, double& total) {
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
   double inclusive = value;
-#pragma unroll
+  VLLM_UNROLL
   for (int offset = 1; offset < 32; offset <<= 1) {
     const double below = __shfl_up_sync(0xffffffffu, inclusive, offset);
     if (lane >= offset) inclusive += below;
@@ -325,7 +326,8 @@ void sample_on_device(const DeviceSamplingArgs& args, cudaStream_t stream) {
   require(args.max_top_logprobs == 0 || (args.top_token_ids && args.top_logprobs),
           "sample_on_device: top-n outputs must be set when max_top_logprobs > 0");
   if (args.num_seqs == 0) return;
-  sampler_kernel<<<static_cast<unsigned>(args.num_seqs), kSamplerThreads, 0, stream>>>(args);
+  VLLM_LAUNCH(static_cast<unsigned>(args.num_seqs), kSamplerThreads, 0, stream, sampler_kernel)
+  (args);
   check_launch("sampler_kernel");
 }
 

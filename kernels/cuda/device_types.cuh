@@ -10,6 +10,20 @@
 #include "kernels/cuda/activation_type.hpp"
 #include "kernels/cuda/cuda_check.hpp"
 
+// Kernel launches and the dynamic shared-memory declaration go through these macros so that the
+// test-only CPU emulation (tests/kernels/cuda_emulation.hpp) can run the same kernel code on a
+// machine without a GPU. Usage: VLLM_LAUNCH(grid, block, shared_bytes, stream, kernel)(args...).
+#ifndef VLLM_LAUNCH
+#define VLLM_LAUNCH(grid, block, shared_bytes, stream, ...) \
+  __VA_ARGS__<<<grid, block, shared_bytes, stream>>>
+#endif
+#ifndef VLLM_UNROLL
+#define VLLM_UNROLL _Pragma("unroll")
+#endif
+#ifndef VLLM_DYNAMIC_SHARED_MEMORY
+#define VLLM_DYNAMIC_SHARED_MEMORY(name) extern __shared__ __align__(128) unsigned char name[]
+#endif
+
 namespace vllm::cuda {
 
 __device__ __forceinline__ float to_float(__nv_bfloat16 x) {
@@ -38,7 +52,7 @@ struct alignas(16) Pack8 {
 template <typename T>
 __device__ __forceinline__ void unpack8(const uint4& bits, float (&out)[8]) {
   const T* elements = reinterpret_cast<const T*>(&bits);
-#pragma unroll
+  VLLM_UNROLL
   for (int i = 0; i < 8; ++i) out[i] = to_float(elements[i]);
 }
 
@@ -46,19 +60,19 @@ template <typename T>
 __device__ __forceinline__ uint4 pack8(const float (&in)[8]) {
   uint4 bits;
   T* elements = reinterpret_cast<T*>(&bits);
-#pragma unroll
+  VLLM_UNROLL
   for (int i = 0; i < 8; ++i) elements[i] = from_float<T>(in[i]);
   return bits;
 }
 
 __device__ __forceinline__ float warp_sum(float x) {
-#pragma unroll
+  VLLM_UNROLL
   for (int offset = 16; offset > 0; offset >>= 1) x += __shfl_xor_sync(0xffffffffu, x, offset);
   return x;
 }
 
 __device__ __forceinline__ float warp_max(float x) {
-#pragma unroll
+  VLLM_UNROLL
   for (int offset = 16; offset > 0; offset >>= 1)
     x = fmaxf(x, __shfl_xor_sync(0xffffffffu, x, offset));
   return x;

@@ -28,8 +28,9 @@ void embedding_lookup(ActivationType type, void* out, const void* table, const i
   if (num_tokens == 0) return;
   dispatch_activation(type, [&](auto tag) {
     using T = decltype(tag);
-    embedding_kernel<T><<<static_cast<unsigned>(num_tokens), kEmbeddingThreads, 0, stream>>>(
-        static_cast<T*>(out), static_cast<const T*>(table), token_ids, hidden, vocab_size);
+    VLLM_LAUNCH(static_cast<unsigned>(num_tokens), kEmbeddingThreads, 0, stream,
+                embedding_kernel<T>)
+    (static_cast<T*>(out), static_cast<const T*>(table), token_ids, hidden, vocab_size);
   });
   check_launch("embedding_kernel");
 }

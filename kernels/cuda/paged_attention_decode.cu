@@ -59,9 +59,9 @@ __global__ void __launch_bounds__(kDecodeThreads)
   __syncthreads();
 
   float q[kMaxHeads][8];
-#pragma unroll
+  VLLM_UNROLL
   for (int h = 0; h < kMaxHeads; ++h) {
-#pragma unroll
+    VLLM_UNROLL
     for (int j = 0; j < 8; ++j) q[h][j] = query_s[h][slice * 8 + j];
   }
 
@@ -85,15 +85,15 @@ __global__ void __launch_bounds__(kDecodeThreads)
     if (valid) {
       unpack8<T>(*reinterpret_cast<const uint4*>(key_cache + cache_offset(token)), k);
     } else {
-#pragma unroll
+      VLLM_UNROLL
       for (int j = 0; j < 8; ++j) k[j] = 0.0f;
     }
-#pragma unroll
+    VLLM_UNROLL
     for (int h = 0; h < kMaxHeads; ++h) {
       float dot = 0.0f;
-#pragma unroll
+      VLLM_UNROLL
       for (int j = 0; j < 8; ++j) dot += q[h][j] * k[j];
-#pragma unroll
+      VLLM_UNROLL
       for (int offset = kLanesPerToken / 2; offset > 0; offset >>= 1) {
         dot += __shfl_xor_sync(0xffffffffu, dot, offset);
       }
@@ -124,9 +124,9 @@ __global__ void __launch_bounds__(kDecodeThreads)
 
   // Weighted values.
   float acc[kMaxHeads][8];
-#pragma unroll
+  VLLM_UNROLL
   for (int h = 0; h < kMaxHeads; ++h) {
-#pragma unroll
+    VLLM_UNROLL
     for (int j = 0; j < 8; ++j) acc[h][j] = 0.0f;
   }
   for (int base = start + warp * kTokensPerWarpStep; base < end;
@@ -135,28 +135,28 @@ __global__ void __launch_bounds__(kDecodeThreads)
     if (token >= end) continue;
     float v[8];
     unpack8<T>(*reinterpret_cast<const uint4*>(value_cache + cache_offset(token)), v);
-#pragma unroll
+    VLLM_UNROLL
     for (int h = 0; h < kMaxHeads; ++h) {
       const float p = logits_s[h][token - start];
-#pragma unroll
+      VLLM_UNROLL
       for (int j = 0; j < 8; ++j) acc[h][j] += p * v[j];
     }
   }
   // Sum the tokens of a warp step (lanes with the same slice), then the warps.
-#pragma unroll
+  VLLM_UNROLL
   for (int h = 0; h < kMaxHeads; ++h) {
-#pragma unroll
+    VLLM_UNROLL
     for (int j = 0; j < 8; ++j) {
-#pragma unroll
+      VLLM_UNROLL
       for (int offset = kLanesPerToken; offset < 32; offset <<= 1) {
         acc[h][j] += __shfl_xor_sync(0xffffffffu, acc[h][j], offset);
       }
     }
   }
   if (token_in_step == 0) {
-#pragma unroll
+    VLLM_UNROLL
     for (int h = 0; h < kMaxHeads; ++h) {
-#pragma unroll
+      VLLM_UNROLL
       for (int j = 0; j < 8; ++j) reduce_s[warp][h][slice * 8 + j] = acc[h][j];
     }
   }
@@ -165,7 +165,7 @@ __global__ void __launch_bounds__(kDecodeThreads)
   for (int i = threadIdx.x; i < heads_per_cta * kHeadDim; i += kDecodeThreads) {
     const int h = i / kHeadDim, d = i % kHeadDim;
     float value = 0.0f;
-#pragma unroll
+    VLLM_UNROLL
     for (int w = 0; w < kDecodeWarps; ++w) value += reduce_s[w][h][d];
     const int head = first_head + h;
     if (scratch.max_partitions == 1) {
@@ -221,13 +221,14 @@ void launch_decode(const PagedAttentionArgs& args, int heads_per_cta, DecodeScra
   const dim3 grid(static_cast<unsigned>(args.num_kv_heads * (group_size / heads_per_cta)),
                   static_cast<unsigned>(args.num_seqs),
                   static_cast<unsigned>(scratch.max_partitions));
-  paged_decode_kernel<T, kHeadDim, kMaxHeads>
-      <<<grid, kDecodeThreads, 0, stream>>>(args, heads_per_cta, scratch);
+  VLLM_LAUNCH(grid, kDecodeThreads, 0, stream, paged_decode_kernel<T, kHeadDim, kMaxHeads>)
+  (args, heads_per_cta, scratch);
   check_launch("paged_decode_kernel");
   if (scratch.max_partitions > 1) {
     const dim3 reduce_grid(static_cast<unsigned>(args.num_heads),
                            static_cast<unsigned>(args.num_seqs));
-    paged_decode_reduce_kernel<T, kHeadDim><<<reduce_grid, kHeadDim, 0, stream>>>(args, scratch);
+    VLLM_LAUNCH(reduce_grid, kHeadDim, 0, stream, paged_decode_reduce_kernel<T, kHeadDim>)
+    (args, scratch);
     check_launch("paged_decode_reduce_kernel");
   }
 }

@@ -56,7 +56,7 @@ __global__ void __launch_bounds__(kThreads)
   constexpr int kLdQkv = Layout::kLdQkv, kLdS = Layout::kLdS, kLdP = Layout::kLdP,
                 kLdO = Layout::kLdO;
   constexpr int kVectorsPerRow = kHeadDim / 8;
-  extern __shared__ __align__(128) unsigned char shared[];
+  VLLM_DYNAMIC_SHARED_MEMORY(shared);
   T* q_s = reinterpret_cast<T*>(shared + Layout::kQOffset);
   T* k_s = reinterpret_cast<T*>(shared + Layout::kKOffset);
   T* v_s = reinterpret_cast<T*>(shared + Layout::kVOffset);
@@ -140,20 +140,20 @@ __global__ void __launch_bounds__(kThreads)
     // S = Q K^T for this warp's 16 rows.
     {
       wmma::fragment<wmma::accumulator, 16, 16, 16, float> s_frag[kKeys / 16];
-#pragma unroll
+      VLLM_UNROLL
       for (int n = 0; n < kKeys / 16; ++n) wmma::fill_fragment(s_frag[n], 0.0f);
-#pragma unroll
+      VLLM_UNROLL
       for (int kk = 0; kk < kHeadDim / 16; ++kk) {
         wmma::fragment<wmma::matrix_a, 16, 16, 16, T, wmma::row_major> q_frag;
         wmma::load_matrix_sync(q_frag, q_s + warp * 16 * kLdQkv + kk * 16, kLdQkv);
-#pragma unroll
+        VLLM_UNROLL
         for (int n = 0; n < kKeys / 16; ++n) {
           wmma::fragment<wmma::matrix_b, 16, 16, 16, T, wmma::col_major> k_frag;
           wmma::load_matrix_sync(k_frag, k_s + n * 16 * kLdQkv + kk * 16, kLdQkv);
           wmma::mma_sync(s_frag[n], q_frag, k_frag, s_frag[n]);
         }
       }
-#pragma unroll
+      VLLM_UNROLL
       for (int n = 0; n < kKeys / 16; ++n) {
         wmma::store_matrix_sync(s_s + warp * 16 * kLdS + n * 16, s_frag[n], kLdS,
                                 wmma::mem_row_major);
@@ -189,12 +189,12 @@ __global__ void __launch_bounds__(kThreads)
     __syncwarp();
 
     // O += P V.
-#pragma unroll
+    VLLM_UNROLL
     for (int n = 0; n < kHeadDim / 16; ++n) {
       wmma::fragment<wmma::accumulator, 16, 16, 16, float> o_frag;
       float* o_tile = o_s + warp * 16 * kLdO + n * 16;
       wmma::load_matrix_sync(o_frag, o_tile, kLdO, wmma::mem_row_major);
-#pragma unroll
+      VLLM_UNROLL
       for (int kk = 0; kk < kKeys / 16; ++kk) {
         wmma::fragment<wmma::matrix_a, 16, 16, 16, T, wmma::row_major> p_frag;
         wmma::fragment<wmma::matrix_b, 16, 16, 16, T, wmma::row_major> v_frag;
@@ -232,7 +232,7 @@ void launch_prefill(const PagedAttentionArgs& args, cudaStream_t stream) {
       cudaFuncSetAttribute(paged_prefill_kernel<T, kHeadDim>,
                            cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes)),
       "cudaFuncSetAttribute(paged_prefill_kernel, max dynamic shared memory)");
-  paged_prefill_kernel<T, kHeadDim><<<grid, kThreads, bytes, stream>>>(args, per_cta);
+  VLLM_LAUNCH(grid, kThreads, bytes, stream, paged_prefill_kernel<T, kHeadDim>)(args, per_cta);
   check_launch("paged_prefill_kernel");
 }
 

@@ -56,8 +56,8 @@ void rms_norm(ActivationType type, void* out, const void* x, const void* weight,
   if (num_tokens == 0) return;
   dispatch_activation(type, [&](auto tag) {
     using T = decltype(tag);
-    rms_norm_kernel<T><<<static_cast<unsigned>(num_tokens), kNormThreads, 0, stream>>>(
-        static_cast<T*>(out), static_cast<const T*>(x), static_cast<const T*>(weight), hidden, eps);
+    VLLM_LAUNCH(static_cast<unsigned>(num_tokens), kNormThreads, 0, stream, rms_norm_kernel<T>)
+    (static_cast<T*>(out), static_cast<const T*>(x), static_cast<const T*>(weight), hidden, eps);
   });
   check_launch("rms_norm_kernel");
 }
@@ -68,8 +68,9 @@ void fused_add_rms_norm(ActivationType type, void* x, void* residual, const void
   if (num_tokens == 0) return;
   dispatch_activation(type, [&](auto tag) {
     using T = decltype(tag);
-    fused_add_rms_norm_kernel<T><<<static_cast<unsigned>(num_tokens), kNormThreads, 0, stream>>>(
-        static_cast<T*>(x), static_cast<T*>(residual), static_cast<const T*>(weight), hidden, eps);
+    VLLM_LAUNCH(static_cast<unsigned>(num_tokens), kNormThreads, 0, stream,
+                fused_add_rms_norm_kernel<T>)
+    (static_cast<T*>(x), static_cast<T*>(residual), static_cast<const T*>(weight), hidden, eps);
   });
   check_launch("fused_add_rms_norm_kernel");
 }

@@ -73,8 +73,9 @@ void rope_and_write_kv_cache(const RopeKvCacheArgs& args, cudaStream_t stream) {
   if (args.num_tokens == 0) return;
   dispatch_activation(args.type, [&](auto tag) {
     using T = decltype(tag);
-    rope_kv_cache_kernel<T>
-        <<<static_cast<unsigned>(args.num_tokens), kRopeThreads, 0, stream>>>(args);
+    VLLM_LAUNCH(static_cast<unsigned>(args.num_tokens), kRopeThreads, 0, stream,
+                rope_kv_cache_kernel<T>)
+    (args);
   });
   check_launch("rope_kv_cache_kernel");
 }

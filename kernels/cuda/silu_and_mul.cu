@@ -30,8 +30,8 @@ void silu_and_mul(ActivationType type, void* out, const void* gate_up, int64_t n
                   static_cast<unsigned>((intermediate + kSiluThreads - 1) / kSiluThreads));
   dispatch_activation(type, [&](auto tag) {
     using T = decltype(tag);
-    silu_and_mul_kernel<T><<<grid, kSiluThreads, 0, stream>>>(
-        static_cast<T*>(out), static_cast<const T*>(gate_up), intermediate);
+    VLLM_LAUNCH(grid, kSiluThreads, 0, stream, silu_and_mul_kernel<T>)
+    (static_cast<T*>(out), static_cast<const T*>(gate_up), intermediate);
   });
   check_launch("silu_and_mul_kernel");
 }
