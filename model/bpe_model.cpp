@@ -8,6 +8,7 @@
 
 #include "model/json_fields.hpp"
 #include "model/tokenizer_error.hpp"
+#include "model/unicode.hpp"
 
 namespace vllm {
 namespace {
@@ -64,6 +65,13 @@ BpeModel::BpeModel(std::vector<std::pair<std::string, int32_t>> vocab,
   for (int b = 0; b < 256; ++b) {
     if (auto id = token_to_id(fmt::format("<0x{:02X}>", b))) byte_ids_[b] = *id;
   }
+  char_ids_.assign(kDirectCharLimit, -1);
+  for (const auto& [token, id] : token_to_id_) {
+    char32_t c = 0;
+    if (!token.empty() && unicode::decode_utf8(token, 0, &c) == token.size() &&
+        c < kDirectCharLimit)
+      char_ids_[c] = id;
+  }
   if (options_.unk_token) {
     unk_id_ = token_to_id(*options_.unk_token);
     if (!unk_id_)
@@ -104,7 +112,8 @@ BpeModel::BpeModel(const BpeModel& other)
       merges_(other.merges_),
       options_(other.options_),
       unk_id_(other.unk_id_),
-      byte_ids_(other.byte_ids_) {}
+      byte_ids_(other.byte_ids_),
+      char_ids_(other.char_ids_) {}
 
 BpeModel::BpeModel(BpeModel&& other) noexcept
     : token_to_id_(std::move(other.token_to_id_)),
@@ -113,7 +122,8 @@ BpeModel::BpeModel(BpeModel&& other) noexcept
       merges_(std::move(other.merges_)),
       options_(std::move(other.options_)),
       unk_id_(other.unk_id_),
-      byte_ids_(other.byte_ids_) {}
+      byte_ids_(other.byte_ids_),
+      char_ids_(std::move(other.char_ids_)) {}
 
 BpeModel BpeModel::from_json(const nlohmann::json& model) {
   constexpr std::string_view where = "model (BPE)";
@@ -190,6 +200,7 @@ void BpeModel::encode_word(std::string_view word, std::vector<int32_t>& ids) con
   std::vector<int32_t> result;
   merge_word(word, result);
   ids.insert(ids.end(), result.begin(), result.end());
+  if (word.size() > kMaxCachedWordBytes) return;
   std::lock_guard lock(cache_mutex_);
   if (cache_.size() >= kCacheCapacity) cache_.clear();
   cache_.emplace(std::string(word), std::move(result));
@@ -217,7 +228,18 @@ void BpeModel::merge_word(std::string_view word, std::vector<int32_t>& ids) cons
       if (last) piece += options_.end_of_word_suffix;
       key = piece;
     }
-    if (auto id = token_to_id(key)) {
+    std::optional<int32_t> id;
+    if (key.data() == ch.data()) {
+      char32_t c = 0;
+      if (unicode::decode_utf8(ch, 0, &c) == ch.size() && c < kDirectCharLimit) {
+        if (char_ids_[c] >= 0) id = char_ids_[c];
+      } else {
+        id = token_to_id(key);
+      }
+    } else {
+      id = token_to_id(key);
+    }
+    if (id) {
       if (pending_unk >= 0) {
         add(pending_unk);
         pending_unk = -1;

@@ -67,9 +67,15 @@ class BpeModel {
   BpeOptions options_;
   std::optional<int32_t> unk_id_;
   std::array<int32_t, 256> byte_ids_{};  // <0xXX> token ids, -1 where absent
+  // Ids of single-character tokens below U+3000 (-1 where absent): the first step of every word
+  // looks characters up, and this avoids hashing each one.
+  static constexpr char32_t kDirectCharLimit = 0x3000;
+  std::vector<int32_t> char_ids_;
 
-  // Per-word result cache; cleared when full to keep memory bounded.
+  // Per-word result cache; cleared when full to keep memory bounded. Longer words are not cached
+  // (like Hugging Face, which caches words under 256 characters).
   static constexpr size_t kCacheCapacity = 50000;
+  static constexpr size_t kMaxCachedWordBytes = 256;
   mutable std::mutex cache_mutex_;
   mutable std::unordered_map<std::string, std::vector<int32_t>, StringHash, std::equal_to<>> cache_;
 };

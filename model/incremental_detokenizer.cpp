@@ -1,7 +1,5 @@
 #include "model/incremental_detokenizer.hpp"
 
-#include <algorithm>
-
 namespace vllm {
 namespace {
 
@@ -33,16 +31,13 @@ std::string IncrementalDetokenizer::emit(bool force) {
       tokenizer_->decode(all.subspan(prefix_offset_, read_offset_ - prefix_offset_), options_);
   const std::string new_text = tokenizer_->decode(all.subspan(prefix_offset_), options_);
   // Hold back while the newest text ends in an incomplete character, unless finishing.
-  if (!force && new_text.ends_with(kReplacement)) return "";
-  if (new_text.size() <= prefix_text.size() && !force) return "";
+  if (!force && (new_text.ends_with(kReplacement) || new_text.size() <= prefix_text.size()))
+    return "";
   std::string delta;
   if (new_text.size() > prefix_text.size()) {
-    // Decoding is prefix-stable for whole tokens, so new_text extends prefix_text; if it ever
-    // does not, emit from the first differing byte's character boundary of what is new.
-    const size_t common = static_cast<size_t>(
-        std::mismatch(prefix_text.begin(), prefix_text.end(), new_text.begin()).first -
-        prefix_text.begin());
-    size_t start = std::max(common, prefix_text.size());
+    // Decoding whole tokens is prefix-stable, so new_text extends prefix_text; the boundary
+    // check only guards against emitting half a character if a decoder ever breaks that.
+    size_t start = prefix_text.size();
     while (start < new_text.size() && (static_cast<unsigned char>(new_text[start]) & 0xC0) == 0x80)
       ++start;
     delta = new_text.substr(start);

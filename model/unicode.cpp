@@ -167,10 +167,9 @@ void normalize_valid(std::string_view s, bool compatibility, bool composed, std:
 }
 
 std::string normalize(std::string_view s, bool compatibility, bool composed) {
-  // Code points below U+0300 are stable under every form unless a combining mark follows;
-  // text with no byte >= 0xCC (lead of U+0300) is therefore already normalized.
-  // (Compatibility forms also change some Latin-1 characters, so there only ASCII is stable.)
-  const unsigned char stable_below = compatibility ? 0x80 : 0xCC;
+  // For NFC, code points below U+0300 are stable unless a combining mark follows, so text with
+  // no byte >= 0xCC (lead of U+0300) is already normalized; for the other forms only ASCII is.
+  const unsigned char stable_below = composed && !compatibility ? 0xCC : 0x80;
   if (std::all_of(s.begin(), s.end(),
                   [&](char ch) { return static_cast<unsigned char>(ch) < stable_below; }))
     return std::string(s);

@@ -464,6 +464,29 @@ def write_bpe_gguf(src, path, pre, add_bos):
     w.write_header_to_file(); w.write_kv_data_to_file(); w.write_tensors_to_file(); w.close()
 
 
+def write_bad_ggufs():
+    """Small GGUFs whose tokenizer metadata is wrong, for the error tests."""
+    import gguf
+    cases = {
+        "bad_model.gguf": dict(model="bert", tokens=["a", "b"], types=[1, 1]),
+        "bad_pre.gguf": dict(model="gpt2", pre="no-such-pre", tokens=["a", "b", "ab"], types=[1, 1, 1], merges=["a b"]),
+        "bad_merges.gguf": dict(model="gpt2", pre="gpt2", tokens=["a", "b"], types=[1, 1], merges=["a c"]),
+        "bad_types.gguf": dict(model="gpt2", pre="gpt2", tokens=["a", "b"], types=[1], merges=[]),
+        "no_tokens.gguf": dict(model="llama", tokens=None, types=None),
+    }
+    for name, c in cases.items():
+        w = gguf.GGUFWriter(os.path.join(OUT, name), "llama")
+        w.add_tokenizer_model(c["model"])
+        if "pre" in c:
+            w.add_tokenizer_pre(c["pre"])
+        if c["tokens"] is not None:
+            w.add_token_list(c["tokens"])
+            w.add_token_types(c["types"])
+        if "merges" in c:
+            w.add_token_merges(c["merges"])
+        w.write_header_to_file(); w.write_kv_data_to_file(); w.write_tensors_to_file(); w.close()
+
+
 # ----------------------------------------------------------------------------------------------
 def write_vectors(name, tok, corpus):
     # The post-processor's additions around a sequence, found from a non-empty one.
@@ -518,6 +541,7 @@ def main():
     # These two are tested against llama3.jsonl / qwen2.jsonl: same tokenizer, other container.
     write_bpe_gguf(styles["llama3"], os.path.join(OUT, "llama3_bpe.gguf"), "llama-bpe", True)
     write_bpe_gguf(styles["qwen2"], os.path.join(OUT, "qwen2_bpe.gguf"), "qwen2", False)
+    write_bad_ggufs()
     print("wrote GGUF fixtures")
 
     if os.path.exists(SMOLLM2_GGUF):
