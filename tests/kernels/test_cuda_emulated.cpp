@@ -10,10 +10,12 @@
 // Everything below lives in namespace vllm_emulated, apart from the real kernels' symbols.
 #define vllm vllm_emulated
 #include "kernels/cuda/device_sampler.cu"
+#include "kernels/cuda/embedding.cu"
 #include "kernels/cuda/paged_attention_decode.cu"
 #include "kernels/cuda/paged_attention_prefill.cu"
 #include "kernels/cuda/rms_norm.cu"
 #include "kernels/cuda/rope_kv_cache.cu"
+#include "kernels/cuda/silu_and_mul.cu"
 #include "tests/kernels/paged_attention_reference.hpp"
 #include "tests/kernels/sampler_reference.hpp"
 
@@ -87,6 +89,49 @@ TEST_CASE("emulated paged attention kernels match the CPU reference", "[cuda-emu
     run_emulated_attention({ActivationType::kBf16, 128, 1, 2, 32}, 2);
     run_emulated_attention({ActivationType::kFp16, 64, 3, 1, 16}, 3);
     run_emulated_attention({ActivationType::kBf16, 128, 16, 1, 16}, 4);
+    run_emulated_attention({ActivationType::kBf16, 128, 8, 1, 32}, 5);
+  }
+}
+
+TEST_CASE("emulated decode splits a 1100-token context into three partitions", "[cuda-emulated]") {
+  const std::vector<SeqSpec> specs = {{1099, 1}, {3, 1}};
+  const AttentionProblem p = make_problem({ActivationType::kBf16, 64, 2, 1, 16}, specs, 9);
+  std::vector<uint16_t> out(p.query_bits.size(), 0xFFFF);
+  const vllm::cuda::PagedAttentionArgs args = host_args(p, out, 0, 2);
+  std::vector<float> workspace(vllm::cuda::paged_attention_decode_workspace_bytes(args) / 4 + 1);
+  vllm::cuda::paged_attention_decode(args, workspace.data(), nullptr);
+  check_output(p, out, "emulated decode, three partitions");
+}
+
+TEST_CASE("emulated silu_and_mul and embedding_lookup", "[cuda-emulated]") {
+  const ActivationType type = ActivationType::kFp16;
+  std::mt19937 rng(12);
+  const int64_t tokens = 3, intermediate = 300;
+  const auto gate_up = random_activations(tokens * 2 * intermediate, type, rng, 2.0f);
+  std::vector<uint16_t> out(tokens * intermediate, 0xFFFF);
+  vllm::cuda::silu_and_mul(type, out.data(), gate_up.bits.data(), tokens, intermediate, nullptr);
+  std::vector<double> ref(out.size());
+  for (int64_t t = 0; t < tokens; ++t) {
+    for (int64_t i = 0; i < intermediate; ++i) {
+      const double g = gate_up.values[t * 2 * intermediate + i];
+      ref[t * intermediate + i] =
+          g / (1.0 + std::exp(-g)) * gate_up.values[t * 2 * intermediate + intermediate + i];
+    }
+  }
+  CHECK(count_poison(out) == 0);
+  CHECK(relative_error(bits_to_floats(out, type), ref) <= 1e-2);
+
+  const int64_t vocab = 50, hidden = 40;
+  const auto table = random_activations(vocab * hidden, type, rng);
+  const std::vector<int32_t> ids = {49, 0, -3, 50, 7};
+  std::vector<uint16_t> rows(ids.size() * hidden, 0xFFFF);
+  vllm::cuda::embedding_lookup(type, rows.data(), table.bits.data(), ids.data(),
+                               static_cast<int64_t>(ids.size()), hidden, vocab, nullptr);
+  for (size_t t = 0; t < ids.size(); ++t) {
+    const bool valid = ids[t] >= 0 && ids[t] < vocab;
+    for (int64_t i = 0; i < hidden; ++i) {
+      CHECK(rows[t * hidden + i] == (valid ? table.bits[ids[t] * hidden + i] : uint16_t{0}));
+    }
   }
 }
 
