@@ -2,18 +2,24 @@
 
 #include <algorithm>
 
+#include "model/regex.hpp"
 #include "model/unicode.hpp"
 
 namespace vllm {
 namespace {
 
-// Hugging Face's word character test for single_word tokens: alphanumeric or '_'. Only ASCII
-// and Latin letters/digits are classified here via a cheap check; other scripts count as word
-// characters when they are not whitespace or ASCII punctuation.
+// Hugging Face's word character test for single_word tokens: what a Unicode regex \w matches
+// (alphabetic, marks, decimal digits, connector punctuation, joiners).
 bool is_word_character(char32_t c) {
   if (c < 0x80)
     return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_';
-  return !unicode::is_whitespace(c);
+  static const Regex word(R"([\p{Alphabetic}\p{M}\p{Nd}\p{Pc}\x{200C}\x{200D}])",
+                          "word character class");
+  std::string utf8;
+  unicode::append_utf8(utf8, c);
+  bool matched = false;
+  word.for_each_match(utf8, [&](size_t, size_t) { matched = true; });
+  return matched;
 }
 
 char32_t last_char(std::string_view s) {

@@ -209,6 +209,9 @@ def build_corpus():
     # Contractions in every case.
     for c in ["'s", "'t", "'re", "'ve", "'m", "'ll", "'d"]:
         corpus += ["it" + c, "IT" + c.upper(), "it" + c.upper(), " x" + c + " y", c]
+    # single_word / lstrip / rstrip added tokens next to every kind of character.
+    for ctx in ["é", "中", ".", "_", "1", "٣", " ", "\u00a0", "-", "😀", "\u0301", "ab", "\u200d", "ǅ", "Ⅻ"]:
+        corpus += [ctx + "<special_word>", "<special_word>" + ctx, ctx + " <mask> " + ctx, ctx + "[MASK]  " + ctx]
     return corpus
 
 
@@ -220,7 +223,7 @@ def training_text(corpus):
         with open(module.__file__, encoding="utf-8") as f:
             texts.append(f.read())
     texts += list(SCRIPTS.values()) * 20 + ENGLISH * 30 + CODE * 10 + EMOJI * 5 + DIGITS * 10
-    texts += corpus[::7]
+    texts += corpus[:2000:7]  # a fixed head of the corpus, so appending test strings keeps the trained files
     return texts
 
 
