@@ -21,8 +21,8 @@ using Body = std::vector<StmtPtr>;
 struct CallArguments {
   std::vector<ExprPtr> positional;
   std::vector<std::pair<std::string, ExprPtr>> keyword;
-  ExprPtr star_args;     // *args
-  ExprPtr star_kwargs;   // **kwargs
+  ExprPtr star_args;    // *args
+  ExprPtr star_kwargs;  // **kwargs
 };
 
 struct Expr {
@@ -74,17 +74,17 @@ struct MacroParam {
 
 struct Stmt {
   enum class Kind {
-    kOutput,      // text
-    kPrint,       // expr
-    kIf,          // conditions[i] -> bodies[i]; else_body
-    kFor,         // target in expr [if condition]; bodies[0]; else_body
-    kSet,         // target = expr
-    kSetBlock,    // target = rendered bodies[0], through filter (may be null)
-    kMacro,       // name(params) bodies[0]
-    kCallBlock,   // expr (a call) with caller(params) = bodies[0]
-    kFilterBlock, // filter (chain with null innermost operand) over bodies[0]
-    kWith,        // assignments; bodies[0]
-    kScope,       // bodies[0] in place (e.g. the `generation` tag)
+    kOutput,       // text
+    kPrint,        // expr
+    kIf,           // conditions[i] -> bodies[i]; else_body
+    kFor,          // target in expr [if condition]; bodies[0]; else_body
+    kSet,          // target = expr
+    kSetBlock,     // target = rendered bodies[0], through filter (may be null)
+    kMacro,        // name(params) bodies[0]
+    kCallBlock,    // expr (a call) with caller(params) = bodies[0]
+    kFilterBlock,  // filter (chain with null innermost operand) over bodies[0]
+    kWith,         // assignments; bodies[0]
+    kScope,        // bodies[0] in place (e.g. the `generation` tag)
     kBreak,
     kContinue,
   };

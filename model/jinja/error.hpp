@@ -3,8 +3,8 @@
 #pragma once
 
 #include <stdexcept>
-#include <utility>
 #include <string>
+#include <utility>
 
 namespace vllm {
 

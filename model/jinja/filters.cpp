@@ -13,24 +13,38 @@ namespace vllm::jinja {
 namespace {
 
 constexpr const char* kFilters[] = {
-    "abs", "attr", "batch", "capitalize", "center", "count", "d", "default", "dictsort", "e",
-    "escape", "first", "float", "forceescape", "format", "indent", "int", "items", "join",
-    "last", "length", "list", "lower", "map", "max", "min", "reject", "rejectattr", "replace",
-    "reverse", "round", "safe", "select", "selectattr", "slice", "sort", "string", "sum",
-    "title", "tojson", "trim", "unique", "upper", "wordcount"};
+    "abs",      "attr",       "batch",  "capitalize", "center",  "count",       "d",      "default",
+    "dictsort", "e",          "escape", "first",      "float",   "forceescape", "format", "indent",
+    "int",      "items",      "join",   "last",       "length",  "list",        "lower",  "map",
+    "max",      "min",        "reject", "rejectattr", "replace", "reverse",     "round",  "safe",
+    "select",   "selectattr", "slice",  "sort",       "string",  "sum",         "title",  "tojson",
+    "trim",     "unique",     "upper",  "wordcount"};
 
-Value generator(std::vector<Value> items) { return Value::list(std::move(items), ListKind::kGenerator); }
+Value generator(std::vector<Value> items) {
+  return Value::list(std::move(items), ListKind::kGenerator);
+}
 
 std::string html_escape(const std::string& s) {
   std::string out;
   for (char c : s) {
     switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&#34;"; break;
-      case '\'': out += "&#39;"; break;
-      default: out += c;
+      case '&':
+        out += "&amp;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '"':
+        out += "&#34;";
+        break;
+      case '\'':
+        out += "&#39;";
+        break;
+      default:
+        out += c;
     }
   }
   return out;
@@ -95,12 +109,13 @@ std::optional<double> parse_float(const std::string& text) {
 Value round_value(const Value& value, std::int64_t precision, const std::string& method) {
   if (method != "common" && method != "ceil" && method != "floor")
     raise("FilterArgumentError", "method must be common, ceil or floor");
-  if (!value.is_number()) raise("TypeError", "type " + value.type_name() + " doesn't define __round__ method");
+  if (!value.is_number())
+    raise("TypeError", "type " + value.type_name() + " doesn't define __round__ method");
   if (method == "common") {
     if (value.is_integral()) return Value(value.as_int());
     char buffer[512];
-    std::snprintf(buffer, sizeof(buffer), "%.*f", static_cast<int>(std::max<std::int64_t>(0, precision)),
-                  value.as_float());
+    std::snprintf(buffer, sizeof(buffer), "%.*f",
+                  static_cast<int>(std::max<std::int64_t>(0, precision)), value.as_float());
     return Value(std::stod(buffer));
   }
   double scale = std::pow(10.0, static_cast<double>(precision));
@@ -109,8 +124,10 @@ Value round_value(const Value& value, std::int64_t precision, const std::string&
 }
 
 std::string indent_text(std::string s, const Value& width, bool first, bool blank) {
-  std::string indention = width.is_string() ? width.as_string()
-                                            : std::string(static_cast<std::size_t>(std::max<std::int64_t>(0, width.as_int())), ' ');
+  std::string indention =
+      width.is_string()
+          ? width.as_string()
+          : std::string(static_cast<std::size_t>(std::max<std::int64_t>(0, width.as_int())), ' ');
   s += "\n";
   std::vector<std::string> lines = py_splitlines(s);
   std::string out;
@@ -132,20 +149,24 @@ std::string indent_text(std::string s, const Value& width, bool first, bool blan
 }
 
 // select/reject/selectattr/rejectattr.
-Value select_or_reject(const Value& value, CallArgs& args, bool lookup_attribute, bool keep_matching) {
+Value select_or_reject(const Value& value, CallArgs& args, bool lookup_attribute,
+                       bool keep_matching) {
   std::size_t next = 0;
   Value attribute;
   if (lookup_attribute) {
-    if (args.positional.empty()) raise("FilterArgumentError", "Missing parameter for attribute name");
+    if (args.positional.empty())
+      raise("FilterArgumentError", "Missing parameter for attribute name");
     attribute = args.positional[next++];
   }
   std::optional<std::string> test;
   if (next < args.positional.size()) test = args.positional[next++].str();
   CallArgs test_args;
-  test_args.positional.assign(args.positional.begin() + static_cast<std::ptrdiff_t>(next), args.positional.end());
+  test_args.positional.assign(args.positional.begin() + static_cast<std::ptrdiff_t>(next),
+                              args.positional.end());
   test_args.keyword = args.keyword;
   if (test && !test_exists(*test)) raise("TemplateRuntimeError", "No test named '" + *test + "'.");
   std::vector<Value> out;
+  if (!value.truthy()) return generator({});  // Jinja's `if value:` guard
   for (const auto& item : value.iterate()) {
     Value subject = lookup_attribute ? get_dotted(item, attribute) : item;
     bool passed;
@@ -162,13 +183,16 @@ Value select_or_reject(const Value& value, CallArgs& args, bool lookup_attribute
 
 Value map_values(const Value& value, CallArgs& args) {
   std::vector<Value> out;
+  if (!value.truthy()) return generator({});  // Jinja's `if value:` guard
   auto attribute = std::find_if(args.keyword.begin(), args.keyword.end(),
                                 [](const auto& kv) { return kv.first == "attribute"; });
   if (args.positional.empty() && attribute != args.keyword.end()) {
     std::optional<Value> fallback;
     for (const auto& [k, v] : args.keyword) {
-      if (k == "default") fallback = v;
-      else if (k != "attribute") raise("FilterArgumentError", "Unexpected keyword argument '" + k + "'");
+      if (k == "default")
+        fallback = v;
+      else if (k != "attribute")
+        raise("FilterArgumentError", "Unexpected keyword argument '" + k + "'");
     }
     for (const auto& item : value.iterate()) {
       Value v = get_dotted(item, attribute->second);
@@ -236,17 +260,21 @@ Value apply_filter(const std::string& name, const Value& value, CallArgs& args) 
   if (name == "capitalize") return Value(py_capitalize(value.str()));
   if (name == "title") return Value(py_title_jinja(value.str()));
   if (name == "string" || name == "safe") return Value(value.str());
-  if (name == "escape" || name == "e" || name == "forceescape") return Value(html_escape(value.str()));
+  if (name == "escape" || name == "e" || name == "forceescape")
+    return Value(html_escape(value.str()));
   if (name == "tojson") {
     BoundArgs a(name, args, {"ensure_ascii", "indent", "separators", "sort_keys"});
     JsonOptions options;
     options.ensure_ascii = a.get_or(0, Value(false)).truthy();
     Value indent = a.get_or(1, Value::none());
-    if (indent.is_integral()) options.indent = static_cast<int>(indent.as_int());
-    else if (!indent.is_none()) raise("TypeError", "tojson indent must be an int or None");
+    if (indent.is_integral())
+      options.indent = static_cast<int>(indent.as_int());
+    else if (!indent.is_none())
+      raise("TypeError", "tojson indent must be an int or None");
     Value separators = a.get_or(2, Value::none());
     if (separators.is_list() && separators.as_list().size() == 2) {
-      options.separators = std::make_pair(separators.as_list()[0].str(), separators.as_list()[1].str());
+      options.separators =
+          std::make_pair(separators.as_list()[0].str(), separators.as_list()[1].str());
     } else if (!separators.is_none()) {
       raise("ValueError", "tojson separators must be a pair of strings");
     }
@@ -283,17 +311,21 @@ Value apply_filter(const std::string& name, const Value& value, CallArgs& args) 
     if (value.is_undefined()) return generator({});
     if (!value.is_dict()) raise("TypeError", "Can only get item pairs from a mapping.");
     std::vector<Value> out;
-    for (const auto& [k, v] : value.as_dict().entries()) out.push_back(Value::list({k, v}, ListKind::kTuple));
+    for (const auto& [k, v] : value.as_dict().entries())
+      out.push_back(Value::list({k, v}, ListKind::kTuple));
     return generator(std::move(out));
   }
   if (name == "dictsort") {
     BoundArgs a(name, args, {"case_sensitive", "by", "reverse"});
-    if (!value.is_dict()) raise("TypeError", "'" + value.type_name() + "' object has no attribute 'items'");
+    if (!value.is_dict())
+      raise("TypeError", "'" + value.type_name() + "' object has no attribute 'items'");
     bool case_sensitive = a.get_or(0, Value(false)).truthy();
     std::string by = a.get_or(1, Value("key")).str();
-    if (by != "key" && by != "value") raise("FilterArgumentError", "You can only sort by either \"key\" or \"value\"");
+    if (by != "key" && by != "value")
+      raise("FilterArgumentError", "You can only sort by either \"key\" or \"value\"");
     std::vector<Value> pairs;
-    for (const auto& [k, v] : value.as_dict().entries()) pairs.push_back(Value::list({k, v}, ListKind::kTuple));
+    for (const auto& [k, v] : value.as_dict().entries())
+      pairs.push_back(Value::list({k, v}, ListKind::kTuple));
     return Value::list(sorted(std::move(pairs), a.get_or(2, Value(false)).truthy(), case_sensitive,
                               Value(static_cast<std::int64_t>(by == "key" ? 0 : 1))));
   }
@@ -394,19 +426,22 @@ Value apply_filter(const std::string& name, const Value& value, CallArgs& args) 
   }
   if (name == "format") {
     if (!args.keyword.empty() && !args.positional.empty())
-      raise("FilterArgumentError", "can't handle positional and keyword arguments at the same time");
+      raise("FilterArgumentError",
+            "can't handle positional and keyword arguments at the same time");
     if (!args.keyword.empty()) {
       Dict d;
       for (auto& [k, v] : args.keyword) d.set(Value(k), v);
       return Value(python_format_percent(value.str(), Value::dict(std::move(d))));
     }
-    return Value(python_format_percent(value.str(), Value::list(args.positional, ListKind::kTuple)));
+    return Value(
+        python_format_percent(value.str(), Value::list(args.positional, ListKind::kTuple)));
   }
   if (name == "attr") {
     BoundArgs a(name, args, {"name"});
     std::string attribute = a.get(0).str();
     if (value.is_dict() && !value.as_dict().find(attribute)) return get_attribute(value, attribute);
-    if (value.is_dict()) return Value::undefined("'dict object' has no attribute '" + attribute + "'");
+    if (value.is_dict())
+      return Value::undefined("'dict object' has no attribute '" + attribute + "'");
     return get_attribute(value, attribute);
   }
   if (name == "sum") {
@@ -428,8 +463,10 @@ Value apply_filter(const std::string& name, const Value& value, CallArgs& args) 
     bool fill = a.has(1) && !a.get(1).is_none();
     if (name == "batch") {
       for (std::size_t i = 0; i < items.size(); i += static_cast<std::size_t>(n)) {
-        std::vector<Value> chunk(items.begin() + static_cast<std::ptrdiff_t>(i),
-                                 items.begin() + static_cast<std::ptrdiff_t>(std::min(items.size(), i + static_cast<std::size_t>(n))));
+        std::vector<Value> chunk(
+            items.begin() + static_cast<std::ptrdiff_t>(i),
+            items.begin() + static_cast<std::ptrdiff_t>(
+                                std::min(items.size(), i + static_cast<std::size_t>(n))));
         while (fill && static_cast<std::int64_t>(chunk.size()) < n) chunk.push_back(a.get(1));
         out.push_back(Value::list(std::move(chunk)));
       }

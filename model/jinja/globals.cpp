@@ -82,7 +82,8 @@ Dict make_globals(std::function<std::tm()> now) {
                   return Value(separator);
                 });
               }));
-  globals.set(Value("raise_exception"), Value::callable("raise_exception", [](CallArgs& args) -> Value {
+  globals.set(Value("raise_exception"),
+              Value::callable("raise_exception", [](CallArgs& args) -> Value {
                 BoundArgs a("raise_exception", args, {"message"});
                 raise("TemplateError", a.get(0).str());
               }));
@@ -93,7 +94,8 @@ Dict make_globals(std::function<std::tm()> now) {
                 if (format.empty()) return Value("");
                 char buffer[512];
                 std::size_t n = std::strftime(buffer, sizeof(buffer), format.c_str(), &time);
-                if (n == 0) raise("ValueError", "strftime format produced no output or is too long");
+                if (n == 0)
+                  raise("ValueError", "strftime format produced no output or is too long");
                 return Value(std::string(buffer, n));
               }));
   return globals;

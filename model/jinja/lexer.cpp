@@ -74,7 +74,8 @@ std::string unescape(const std::string& body) {
     char next = body[++i];
     auto hex_escape = [&](std::size_t digits) {
       if (i + digits >= body.size()) {
-        throw ChatTemplateError("TemplateSyntaxError", "truncated \\x, \\u or \\U escape in a string");
+        throw ChatTemplateError("TemplateSyntaxError",
+                                "truncated \\x, \\u or \\U escape in a string");
       }
       std::uint32_t cp = 0;
       for (std::size_t k = 1; k <= digits; ++k) {
@@ -92,20 +93,47 @@ std::string unescape(const std::string& body) {
       unicode::append_utf8(out, cp);
     };
     switch (next) {
-      case '\n': break;  // line continuation
-      case '\\': out += '\\'; break;
-      case '\'': out += '\''; break;
-      case '"': out += '"'; break;
-      case 'a': out += '\a'; break;
-      case 'b': out += '\b'; break;
-      case 'f': out += '\f'; break;
-      case 'n': out += '\n'; break;
-      case 'r': out += '\r'; break;
-      case 't': out += '\t'; break;
-      case 'v': out += '\v'; break;
-      case 'x': hex_escape(2); break;
-      case 'u': hex_escape(4); break;
-      case 'U': hex_escape(8); break;
+      case '\n':
+        break;  // line continuation
+      case '\\':
+        out += '\\';
+        break;
+      case '\'':
+        out += '\'';
+        break;
+      case '"':
+        out += '"';
+        break;
+      case 'a':
+        out += '\a';
+        break;
+      case 'b':
+        out += '\b';
+        break;
+      case 'f':
+        out += '\f';
+        break;
+      case 'n':
+        out += '\n';
+        break;
+      case 'r':
+        out += '\r';
+        break;
+      case 't':
+        out += '\t';
+        break;
+      case 'v':
+        out += '\v';
+        break;
+      case 'x':
+        hex_escape(2);
+        break;
+      case 'u':
+        hex_escape(4);
+        break;
+      case 'U':
+        hex_escape(8);
+        break;
       default:
         if (next >= '0' && next <= '7') {
           std::uint32_t cp = static_cast<std::uint32_t>(next - '0');
@@ -125,8 +153,12 @@ std::string unescape(const std::string& body) {
 bool is_name_start(unsigned char c) {
   return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' || c >= 0x80;
 }
-bool is_name_char(unsigned char c) { return is_name_start(c) || (c >= '0' && c <= '9'); }
-bool is_digit(char c) { return c >= '0' && c <= '9'; }
+bool is_name_char(unsigned char c) {
+  return is_name_start(c) || (c >= '0' && c <= '9');
+}
+bool is_digit(char c) {
+  return c >= '0' && c <= '9';
+}
 
 class Lexer {
  public:
@@ -303,8 +335,8 @@ class Lexer {
     const std::string& s = result_.source;
     auto digits = [&](std::size_t p) {  // (\d+_)*\d+
       std::size_t q = p;
-      while (q < s.size() && (is_digit(s[q]) || (s[q] == '_' && q + 1 < s.size() &&
-                                                 is_digit(s[q + 1]) && q > p)))
+      while (q < s.size() &&
+             (is_digit(s[q]) || (s[q] == '_' && q + 1 < s.size() && is_digit(s[q + 1]) && q > p)))
         ++q;
       return q;
     };
@@ -368,7 +400,8 @@ class Lexer {
       if (s[p] == '\\') ++p;
       ++p;
     }
-    if (p >= s.size()) fail("unexpected char " + std::string(1, quote) + " (unterminated string)", pos);
+    if (p >= s.size())
+      fail("unexpected char " + std::string(1, quote) + " (unterminated string)", pos);
     push(TokenType::kString, unescape(s.substr(pos + 1, p - pos - 1)), pos);
     return p + 1;
   }

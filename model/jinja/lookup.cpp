@@ -20,8 +20,7 @@ BoundArgs::BoundArgs(std::string_view function, CallArgs& args,
   }
   for (std::size_t i = 0; i < args.positional.size(); ++i) values_[i] = args.positional[i];
   for (auto& [key, value] : args.keyword) {
-    auto it = std::find_if(names_.begin(), names_.end(),
-                           [&](const char* n) { return key == n; });
+    auto it = std::find_if(names_.begin(), names_.end(), [&](const char* n) { return key == n; });
     if (it == names_.end())
       raise("TypeError", function_ + "() got an unexpected keyword argument '" + key + "'");
     std::size_t index = static_cast<std::size_t>(it - names_.begin());
@@ -58,7 +57,7 @@ Value missing_attribute(const Value& object, const std::string& name) {
 
 Value missing_item(const Value& object, const Value& key) {
   if (key.is_string()) return missing_attribute(object, key.as_string());
-  return Value::undefined("'" + object_type_repr(object) + "' has no element " + key.repr());
+  return Value::undefined(object_type_repr(object) + " has no element " + key.repr());
 }
 
 Value unsafe(const Value& object, const std::string& name) {
@@ -106,8 +105,9 @@ std::vector<std::string> split_whitespace(const std::string& s, std::int64_t max
     }
     std::size_t j = i;
     while (j < cps.size() && !unicode::is_space(cps[j])) ++j;
-    parts.push_back(unicode::encode(std::vector<char32_t>(cps.begin() + static_cast<std::ptrdiff_t>(i),
-                                                          cps.begin() + static_cast<std::ptrdiff_t>(j))));
+    parts.push_back(
+        unicode::encode(std::vector<char32_t>(cps.begin() + static_cast<std::ptrdiff_t>(i),
+                                              cps.begin() + static_cast<std::ptrdiff_t>(j))));
     i = j;
   }
   return parts;
@@ -126,14 +126,16 @@ std::vector<std::string> rsplit_whitespace(const std::string& s, std::int64_t ma
     }
     std::ptrdiff_t j = i;
     while (j >= 0 && !unicode::is_space(cps[static_cast<std::size_t>(j)])) --j;
-    parts.push_back(unicode::encode(std::vector<char32_t>(cps.begin() + j + 1, cps.begin() + i + 1)));
+    parts.push_back(
+        unicode::encode(std::vector<char32_t>(cps.begin() + j + 1, cps.begin() + i + 1)));
     i = j;
   }
   std::reverse(parts.begin(), parts.end());
   return parts;
 }
 
-std::vector<std::string> split_by(const std::string& s, const std::string& sep, std::int64_t max_split) {
+std::vector<std::string> split_by(const std::string& s, const std::string& sep,
+                                  std::int64_t max_split) {
   if (sep.empty()) raise("ValueError", "empty separator");
   std::vector<std::string> parts;
   std::size_t start = 0;
@@ -147,7 +149,8 @@ std::vector<std::string> split_by(const std::string& s, const std::string& sep, 
   return parts;
 }
 
-std::vector<std::string> rsplit_by(const std::string& s, const std::string& sep, std::int64_t max_split) {
+std::vector<std::string> rsplit_by(const std::string& s, const std::string& sep,
+                                   std::int64_t max_split) {
   if (sep.empty()) raise("ValueError", "empty separator");
   std::vector<std::string> parts;
   std::size_t end = s.size();
@@ -173,20 +176,21 @@ Value string_list(const std::vector<std::string>& parts) {
 bool affix_match(const std::string& s, const Value& affix, bool prefix, const char* method) {
   auto one = [&](const std::string& a) {
     if (a.size() > s.size()) return false;
-    return prefix ? s.compare(0, a.size(), a) == 0 : s.compare(s.size() - a.size(), a.size(), a) == 0;
+    return prefix ? s.compare(0, a.size(), a) == 0
+                  : s.compare(s.size() - a.size(), a.size(), a) == 0;
   };
   if (affix.is_string()) return one(affix.as_string());
   if (affix.is_list() && affix.list_kind() == ListKind::kTuple) {
     for (const auto& a : affix.as_list()) {
       if (!a.is_string())
-        raise("TypeError", std::string("tuple for ") + method + " must only contain str, not " +
-                               a.type_name());
+        raise("TypeError",
+              std::string("tuple for ") + method + " must only contain str, not " + a.type_name());
       if (one(a.as_string())) return true;
     }
     return false;
   }
-  raise("TypeError", std::string(method) + " first arg must be str or a tuple of str, not " +
-                         affix.type_name());
+  raise("TypeError",
+        std::string(method) + " first arg must be str or a tuple of str, not " + affix.type_name());
 }
 
 template <typename Pred>
@@ -202,7 +206,8 @@ std::string py_title(const std::string& s) {
   bool previous_cased = false;
   for (char32_t c : unicode::decode(s)) {
     bool cased = unicode::is_upper(c) || unicode::is_lower(c);
-    unicode::append_utf8(out, cased ? (previous_cased ? unicode::to_lower(c) : unicode::to_upper(c)) : c);
+    unicode::append_utf8(
+        out, cased ? (previous_cased ? unicode::to_lower(c) : unicode::to_upper(c)) : c);
     previous_cased = cased;
   }
   return out;
@@ -234,7 +239,8 @@ std::string str_format(const std::string& format, CallArgs& args) {
         continue;
       }
       std::size_t close = format.find('}', i);
-      if (close == std::string::npos) raise("ValueError", "Single '{' encountered in format string");
+      if (close == std::string::npos)
+        raise("ValueError", "Single '{' encountered in format string");
       std::string field = format.substr(i + 1, close - i - 1);
       if (field.find_first_of(":!") != std::string::npos)
         raise("ValueError", "format specs and conversions in str.format are not supported");
@@ -242,7 +248,8 @@ std::string str_format(const std::string& format, CallArgs& args) {
       if (field.empty() || std::isdigit(static_cast<unsigned char>(field[0]))) {
         std::size_t index = field.empty() ? auto_index++ : std::stoul(field);
         if (index >= args.positional.size())
-          raise("IndexError", "Replacement index " + std::to_string(index) + " out of range for positional args tuple");
+          raise("IndexError", "Replacement index " + std::to_string(index) +
+                                  " out of range for positional args tuple");
         value = args.positional[index];
       } else {
         auto it = std::find_if(args.keyword.begin(), args.keyword.end(),
@@ -253,8 +260,10 @@ std::string str_format(const std::string& format, CallArgs& args) {
       out += value.str();
       i = close;
     } else if (c == '}') {
-      if (i + 1 < format.size() && format[i + 1] == '}') ++i;
-      else raise("ValueError", "Single '}' encountered in format string");
+      if (i + 1 < format.size() && format[i + 1] == '}')
+        ++i;
+      else
+        raise("ValueError", "Single '}' encountered in format string");
       out += '}';
     } else {
       out += c;
@@ -273,15 +282,18 @@ Value string_method(const std::string& s, const std::string& name, CallArgs& arg
     Value sep = a.get_or(0, Value::none());
     std::int64_t max_split = a.get_or(1, Value(-1)).as_int();
     if (sep.is_none())
-      return string_list(name == "split" ? split_whitespace(s, max_split) : rsplit_whitespace(s, max_split));
+      return string_list(name == "split" ? split_whitespace(s, max_split)
+                                         : rsplit_whitespace(s, max_split));
     const std::string& separator = need_string(sep, "sep");
-    return string_list(name == "split" ? split_by(s, separator, max_split) : rsplit_by(s, separator, max_split));
+    return string_list(name == "split" ? split_by(s, separator, max_split)
+                                       : rsplit_by(s, separator, max_split));
   }
   if (name == "startswith" || name == "endswith") {
     BoundArgs a(name, args, {"prefix", "start", "end"});
     std::string sub = s;
     if (a.has(1) || a.has(2)) {
-      Value sliced = slice(Value(s), a.get_or(1, Value::none()), a.get_or(2, Value::none()), Value::none());
+      Value sliced =
+          slice(Value(s), a.get_or(1, Value::none()), a.get_or(2, Value::none()), Value::none());
       sub = sliced.as_string();
     }
     return Value(affix_match(sub, a.get(0), name == "startswith", name.c_str()));
@@ -292,8 +304,11 @@ Value string_method(const std::string& s, const std::string& name, CallArgs& arg
   if (name == "capitalize") return Value(py_capitalize(s));
   if (name == "swapcase") {
     std::string out;
-    for (char32_t c : unicode::decode(s))
-      unicode::append_utf8(out, unicode::is_upper(c) ? unicode::to_lower(c) : unicode::to_upper(c));
+    for (char32_t c : unicode::decode(s)) {
+      std::string one;
+      unicode::append_utf8(one, c);
+      out += unicode::is_upper(c) ? unicode::lower(one) : unicode::upper(one);
+    }
     return Value(out);
   }
   if (name == "replace") {
@@ -335,13 +350,17 @@ Value string_method(const std::string& s, const std::string& name, CallArgs& arg
     if (a.has(1) || a.has(2)) {
       auto len = static_cast<std::int64_t>(unicode::length(s));
       Value start = a.get_or(1, Value::none());
-      if (start.is_integral()) start_cp = start.as_int() < 0 ? std::max<std::int64_t>(0, len + start.as_int()) : std::min(start.as_int(), len);
-      hay = slice(Value(s), a.get_or(1, Value::none()), a.get_or(2, Value::none()), Value::none()).as_string();
+      if (start.is_integral())
+        start_cp = start.as_int() < 0 ? std::max<std::int64_t>(0, len + start.as_int())
+                                      : std::min(start.as_int(), len);
+      hay = slice(Value(s), a.get_or(1, Value::none()), a.get_or(2, Value::none()), Value::none())
+                .as_string();
     }
     if (name == "count") {
       if (sub.empty()) return Value(static_cast<std::int64_t>(unicode::length(hay) + 1));
       std::int64_t n = 0;
-      for (std::size_t p = hay.find(sub); p != std::string::npos; p = hay.find(sub, p + sub.size())) ++n;
+      for (std::size_t p = hay.find(sub); p != std::string::npos; p = hay.find(sub, p + sub.size()))
+        ++n;
       return Value(n);
     }
     std::size_t found = (name == "find" || name == "index") ? hay.find(sub) : hay.rfind(sub);
@@ -368,7 +387,8 @@ Value string_method(const std::string& s, const std::string& name, CallArgs& arg
     return Value(all_chars(s, unicode::is_digit));
   if (name == "isalpha") return Value(all_chars(s, unicode::is_alpha));
   if (name == "isalnum")
-    return Value(all_chars(s, [](char32_t c) { return unicode::is_alpha(c) || unicode::is_digit(c); }));
+    return Value(
+        all_chars(s, [](char32_t c) { return unicode::is_alpha(c) || unicode::is_digit(c); }));
   if (name == "isspace") return Value(all_chars(s, unicode::is_space));
   if (name == "isupper" || name == "islower") {
     bool any_cased = false;
@@ -391,7 +411,8 @@ Value string_method(const std::string& s, const std::string& name, CallArgs& arg
     auto length = static_cast<std::int64_t>(unicode::length(s));
     if (width <= length) return Value(s);
     std::size_t sign = (!s.empty() && (s[0] == '-' || s[0] == '+')) ? 1 : 0;
-    return Value(s.substr(0, sign) + std::string(static_cast<std::size_t>(width - length), '0') + s.substr(sign));
+    return Value(s.substr(0, sign) + std::string(static_cast<std::size_t>(width - length), '0') +
+                 s.substr(sign));
   }
   if (name == "center" || name == "ljust" || name == "rjust") {
     BoundArgs a(name, args, {"width", "fillchar"});
@@ -399,7 +420,8 @@ Value string_method(const std::string& s, const std::string& name, CallArgs& arg
   }
   if (name == "splitlines") {
     BoundArgs a(name, args, {"keepends"});
-    if (a.get_or(0, Value(false)).truthy()) raise("ValueError", "splitlines(keepends=True) is not supported");
+    if (a.get_or(0, Value(false)).truthy())
+      raise("ValueError", "splitlines(keepends=True) is not supported");
     return string_list(py_splitlines(s));
   }
   if (name == "partition" || name == "rpartition") {
@@ -409,8 +431,10 @@ Value string_method(const std::string& s, const std::string& name, CallArgs& arg
     std::size_t found = name == "partition" ? s.find(sep) : s.rfind(sep);
     std::vector<Value> parts;
     if (found == std::string::npos) {
-      if (name == "partition") parts = {Value(s), Value(""), Value("")};
-      else parts = {Value(""), Value(""), Value(s)};
+      if (name == "partition")
+        parts = {Value(s), Value(""), Value("")};
+      else
+        parts = {Value(""), Value(""), Value(s)};
     } else {
       parts = {Value(s.substr(0, found)), Value(sep), Value(s.substr(found + sep.size()))};
     }
@@ -419,7 +443,8 @@ Value string_method(const std::string& s, const std::string& name, CallArgs& arg
   if (name == "removeprefix" || name == "removesuffix") {
     BoundArgs a(name, args, {"affix"});
     const std::string& affix = need_string(a.get(0), "argument");
-    if (name == "removeprefix" && s.compare(0, affix.size(), affix) == 0) return Value(s.substr(affix.size()));
+    if (name == "removeprefix" && s.compare(0, affix.size(), affix) == 0)
+      return Value(s.substr(affix.size()));
     if (name == "removesuffix" && affix.size() <= s.size() && !affix.empty() &&
         s.compare(s.size() - affix.size(), affix.size(), affix) == 0)
       return Value(s.substr(0, s.size() - affix.size()));
@@ -430,12 +455,14 @@ Value string_method(const std::string& s, const std::string& name, CallArgs& arg
 }
 
 constexpr const char* kStringMethods[] = {
-    "strip", "lstrip", "rstrip", "split", "rsplit", "startswith", "endswith", "upper", "lower",
-    "casefold", "title", "capitalize", "swapcase", "replace", "find", "rfind", "index", "rindex",
-    "count", "join", "isdigit", "isdecimal", "isnumeric", "isalpha", "isalnum", "isspace",
-    "isupper", "islower", "istitle", "zfill", "center", "ljust", "rjust", "splitlines",
-    "partition", "rpartition", "removeprefix", "removesuffix", "format", "encode", "expandtabs",
-    "format_map", "isascii", "isidentifier", "isprintable", "maketrans", "translate"};
+    "strip",        "lstrip",       "rstrip",      "split",      "rsplit",     "startswith",
+    "endswith",     "upper",        "lower",       "casefold",   "title",      "capitalize",
+    "swapcase",     "replace",      "find",        "rfind",      "index",      "rindex",
+    "count",        "join",         "isdigit",     "isdecimal",  "isnumeric",  "isalpha",
+    "isalnum",      "isspace",      "isupper",     "islower",    "istitle",    "zfill",
+    "center",       "ljust",        "rjust",       "splitlines", "partition",  "rpartition",
+    "removeprefix", "removesuffix", "format",      "encode",     "expandtabs", "format_map",
+    "isascii",      "isidentifier", "isprintable", "maketrans",  "translate"};
 
 bool in_list(const std::string& name, std::initializer_list<const char*> names) {
   for (const char* n : names)
@@ -453,9 +480,12 @@ Value dict_method(const Value& self, const std::string& name, CallArgs& args) {
   BoundArgs a(name, args, {});
   std::vector<Value> out;
   for (const auto& [k, v] : d.entries()) {
-    if (name == "items") out.push_back(Value::list({k, v}, ListKind::kTuple));
-    else if (name == "keys") out.push_back(k);
-    else out.push_back(v);
+    if (name == "items")
+      out.push_back(Value::list({k, v}, ListKind::kTuple));
+    else if (name == "keys")
+      out.push_back(k);
+    else
+      out.push_back(v);
   }
   if (name == "copy") return self;
   return Value::list(std::move(out));
@@ -481,7 +511,8 @@ Value list_method(const Value& self, const std::string& name, CallArgs& args) {
 
 Value bound(const Value& self, const std::string& name,
             Value (*method)(const Value&, const std::string&, CallArgs&)) {
-  return Value::callable(name, [self, name, method](CallArgs& args) { return method(self, name, args); });
+  return Value::callable(name,
+                         [self, name, method](CallArgs& args) { return method(self, name, args); });
 }
 
 Value string_method_value(const Value& self, const std::string& name, CallArgs& args) {
@@ -501,16 +532,20 @@ Value get_attribute(const Value& object, const std::string& name) {
         if (name == m) return bound(object, name, string_method_value);
       return missing_attribute(object, name);
     case Value::Kind::kDict:
-      if (in_list(name, {"items", "keys", "values", "get", "copy"})) return bound(object, name, dict_method);
-      if (in_list(name, {"clear", "pop", "popitem", "setdefault", "update"})) return unsafe(object, name);
+      if (in_list(name, {"items", "keys", "values", "get", "copy"}))
+        return bound(object, name, dict_method);
+      if (in_list(name, {"clear", "pop", "popitem", "setdefault", "update"}))
+        return unsafe(object, name);
       if (const Value* found = object.as_dict().find(name)) return *found;
       return missing_attribute(object, name);
     case Value::Kind::kList:
       if (object.list_kind() == ListKind::kGenerator) return missing_attribute(object, name);
-      if (in_list(name, {"index", "count"}) || (name == "copy" && object.list_kind() == ListKind::kList))
+      if (in_list(name, {"index", "count"}) ||
+          (name == "copy" && object.list_kind() == ListKind::kList))
         return bound(object, name, list_method);
       if (object.list_kind() == ListKind::kList &&
-          in_list(name, {"append", "clear", "extend", "insert", "pop", "remove", "reverse", "sort"}))
+          in_list(name,
+                  {"append", "clear", "extend", "insert", "pop", "remove", "reverse", "sort"}))
         return unsafe(object, name);
       return missing_attribute(object, name);
     case Value::Kind::kNamespace:
@@ -544,7 +579,8 @@ Value get_item(const Value& object, const Value& key) {
       break;
     case Value::Kind::kNamespace:
       if (key.is_string()) {
-        if (const Value* found = object.as_namespace().attributes.find(key.as_string())) return *found;
+        if (const Value* found = object.as_namespace().attributes.find(key.as_string()))
+          return *found;
       }
       break;
     default:
@@ -557,11 +593,13 @@ Value get_item(const Value& object, const Value& key) {
   return missing_item(object, key);
 }
 
-Value slice(const Value& object, const Value& start_value, const Value& stop_value, const Value& step_value) {
+Value slice(const Value& object, const Value& start_value, const Value& stop_value,
+            const Value& step_value) {
   if (object.is_undefined()) object.raise_undefined();
-  bool is_sequence = object.is_string() ||
-                     (object.is_list() && object.list_kind() != ListKind::kGenerator);
-  if (!is_sequence) return Value::undefined("'" + object_type_repr(object) + "' has no element slice");
+  bool is_sequence =
+      object.is_string() || (object.is_list() && object.list_kind() != ListKind::kGenerator);
+  if (!is_sequence)
+    return Value::undefined("'" + object_type_repr(object) + "' has no element slice");
   auto to_index = [](const Value& v, const char* what) -> std::optional<std::int64_t> {
     if (v.is_none() || v.is_undefined()) return std::nullopt;
     if (!v.is_integral())
@@ -612,8 +650,10 @@ Value get_dotted(const Value& object, const Value& attribute) {
   std::size_t start = 0;
   while (true) {
     std::size_t dot = path.find('.', start);
-    std::string part = path.substr(start, dot == std::string::npos ? std::string::npos : dot - start);
-    bool numeric = !part.empty() && std::all_of(part.begin(), part.end(), [](char c) { return c >= '0' && c <= '9'; });
+    std::string part =
+        path.substr(start, dot == std::string::npos ? std::string::npos : dot - start);
+    bool numeric = !part.empty() && std::all_of(part.begin(), part.end(),
+                                                [](char c) { return c >= '0' && c <= '9'; });
     current = numeric ? get_item(current, Value(static_cast<std::int64_t>(std::stoll(part))))
                       : get_item(current, Value(part));
     if (dot == std::string::npos) return current;
@@ -712,9 +752,12 @@ std::string py_title_jinja(const std::string& s) {
 std::string python_format_percent(const std::string& format, const Value& args) {
   std::vector<Value> positional;
   const Dict* mapping = nullptr;
-  if (args.is_list() && args.list_kind() == ListKind::kTuple) positional = args.as_list();
-  else if (args.is_dict()) mapping = &args.as_dict();
-  else positional.push_back(args);
+  if (args.is_list() && args.list_kind() == ListKind::kTuple)
+    positional = args.as_list();
+  else if (args.is_dict())
+    mapping = &args.as_dict();
+  else
+    positional.push_back(args);
   std::size_t next_arg = 0;
   std::string out;
   for (std::size_t i = 0; i < format.size(); ++i) {
@@ -738,16 +781,23 @@ std::string python_format_percent(const std::string& format, const Value& args) 
       continue;
     }
     if (value.is_undefined() && !mapping) {
-      if (next_arg >= positional.size()) raise("TypeError", "not enough arguments for format string");
+      if (next_arg >= positional.size())
+        raise("TypeError", "not enough arguments for format string");
       value = positional[next_arg++];
     }
     switch (conversion) {
-      case 's': out += value.str(); break;
-      case 'r': out += value.repr(); break;
+      case 's':
+        out += value.str();
+        break;
+      case 'r':
+        out += value.repr();
+        break;
       case 'd':
       case 'i':
-        if (!value.is_number()) raise("TypeError", "%d format: a real number is required, not " + value.type_name());
-        out += std::to_string(value.is_float() ? static_cast<std::int64_t>(value.as_float()) : value.as_int());
+        if (!value.is_number())
+          raise("TypeError", "%d format: a real number is required, not " + value.type_name());
+        out += std::to_string(value.is_float() ? static_cast<std::int64_t>(value.as_float())
+                                               : value.as_int());
         break;
       case 'f': {
         char buffer[64];

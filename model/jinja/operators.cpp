@@ -131,8 +131,8 @@ Value binary_operator(const std::string& op, const Value& a, const Value& b) {
   if (op == "**") {
     if (!both_numbers) unsupported("** or pow()", a, b);
     if (both_ints && b.as_int() >= 0) {
-      long double exact = std::pow(static_cast<long double>(a.as_int()),
-                                   static_cast<long double>(b.as_int()));
+      long double exact =
+          std::pow(static_cast<long double>(a.as_int()), static_cast<long double>(b.as_int()));
       std::int64_t r = 1;
       for (std::int64_t i = 0; i < b.as_int() && std::fabs(exact) < 1e19L; ++i) r *= a.as_int();
       return Value(checked(exact, r));

@@ -7,14 +7,22 @@ namespace {
 
 std::string describe(const Token& token) {
   switch (token.type) {
-    case TokenType::kEnd: return "end of template";
-    case TokenType::kBlockEnd: return "end of statement block";
-    case TokenType::kVariableEnd: return "end of print statement";
-    case TokenType::kData: return "template data";
-    case TokenType::kString: return "string";
-    case TokenType::kInteger: return "integer";
-    case TokenType::kFloat: return "float";
-    default: return token.value;
+    case TokenType::kEnd:
+      return "end of template";
+    case TokenType::kBlockEnd:
+      return "end of statement block";
+    case TokenType::kVariableEnd:
+      return "end of print statement";
+    case TokenType::kData:
+      return "template data";
+    case TokenType::kString:
+      return "string";
+    case TokenType::kInteger:
+      return "integer";
+    case TokenType::kFloat:
+      return "float";
+    default:
+      return token.value;
   }
 }
 
@@ -62,10 +70,12 @@ class Parser {
   [[noreturn]] void fail(const std::string& message) const { fail(message, cur().offset); }
 
   void expect_op(const char* op) {
-    if (!skip_op(op)) fail("expected token '" + std::string(op) + "', got '" + describe(cur()) + "'");
+    if (!skip_op(op))
+      fail("expected token '" + std::string(op) + "', got '" + describe(cur()) + "'");
   }
   void expect(TokenType type, const char* what) {
-    if (cur().type != type) fail("expected token '" + std::string(what) + "', got '" + describe(cur()) + "'");
+    if (cur().type != type)
+      fail("expected token '" + std::string(what) + "', got '" + describe(cur()) + "'");
     next();
   }
   std::string expect_name() {
@@ -149,20 +159,28 @@ class Parser {
     const Token& token = cur();
     if (token.type != TokenType::kName) fail("tag name expected");
     const std::string tag = token.value;
-    static const char* const kBlockTags[] = {"for", "if", "set", "macro", "call", "filter",
-                                             "with", "generation", "block"};
+    static const char* const kBlockTags[] = {"for",    "if",   "set",        "macro", "call",
+                                             "filter", "with", "generation", "block"};
     bool pushes = false;
     for (const char* t : kBlockTags) pushes |= tag == t;
     if (pushes) tag_stack_.push_back(tag);
     StmtPtr result;
-    if (tag == "for") result = parse_for();
-    else if (tag == "if") result = parse_if();
-    else if (tag == "set") result = parse_set();
-    else if (tag == "macro") result = parse_macro();
-    else if (tag == "call") result = parse_call_block();
-    else if (tag == "filter") result = parse_filter_block();
-    else if (tag == "with") result = parse_with();
-    else if (tag == "generation" || tag == "block") result = parse_scope(tag);
+    if (tag == "for")
+      result = parse_for();
+    else if (tag == "if")
+      result = parse_if();
+    else if (tag == "set")
+      result = parse_set();
+    else if (tag == "macro")
+      result = parse_macro();
+    else if (tag == "call")
+      result = parse_call_block();
+    else if (tag == "filter")
+      result = parse_filter_block();
+    else if (tag == "with")
+      result = parse_with();
+    else if (tag == "generation" || tag == "block")
+      result = parse_scope(tag);
     else if (tag == "print") {
       next();
       result = make_stmt(Stmt::Kind::kPrint, token.offset);
@@ -334,16 +352,17 @@ class Parser {
         item = parse_assign_target(true, false, {}, false);
         expect_op(")");
       } else {
-        if (cur().type != TokenType::kName)
-          fail("can't assign to '" + describe(cur()) + "'");
+        if (cur().type != TokenType::kName) fail("can't assign to '" + describe(cur()) + "'");
         item.name = next().value;
         if (item.name == "true" || item.name == "false" || item.name == "none" ||
             item.name == "True" || item.name == "False" || item.name == "None")
           fail("can't assign to constant '" + item.name + "'");
       }
       items.push_back(std::move(item));
-      if (is_op(",")) is_tuple = true;
-      else break;
+      if (is_op(","))
+        is_tuple = true;
+      else
+        break;
     }
     if (!is_tuple) {
       if (items.empty()) fail("expected an assignment target");
@@ -363,18 +382,22 @@ class Parser {
     return at_end_tag(extra_end);
   }
 
-  ExprPtr parse_tuple(bool simplified, bool with_condexpr, const std::vector<std::string>& extra_end,
-                      bool explicit_parentheses) {
+  ExprPtr parse_tuple(bool simplified, bool with_condexpr,
+                      const std::vector<std::string>& extra_end, bool explicit_parentheses) {
     std::size_t offset = cur().offset;
     std::vector<ExprPtr> items;
     bool is_tuple = false;
     while (true) {
       if (!items.empty()) expect_op(",");
       if (is_tuple_end(extra_end)) break;
-      if (simplified) items.push_back(parse_primary());
-      else items.push_back(parse_expression(with_condexpr));
-      if (is_op(",")) is_tuple = true;
-      else break;
+      if (simplified)
+        items.push_back(parse_primary());
+      else
+        items.push_back(parse_expression(with_condexpr));
+      if (is_op(","))
+        is_tuple = true;
+      else
+        break;
     }
     if (!is_tuple) {
       if (!items.empty()) return std::move(items[0]);
@@ -606,18 +629,25 @@ class Parser {
 
   ExprPtr parse_postfix(ExprPtr node) {
     while (true) {
-      if (is_op(".") || is_op("[")) node = parse_subscript(std::move(node));
-      else if (is_op("(")) node = parse_call(std::move(node));
-      else return node;
+      if (is_op(".") || is_op("["))
+        node = parse_subscript(std::move(node));
+      else if (is_op("("))
+        node = parse_call(std::move(node));
+      else
+        return node;
     }
   }
 
   ExprPtr parse_filter_expr(ExprPtr node) {
     while (true) {
-      if (is_op("|")) node = parse_filter(std::move(node), false);
-      else if (is_name("is")) node = parse_test(std::move(node));
-      else if (is_op("(")) node = parse_call(std::move(node));
-      else return node;
+      if (is_op("|"))
+        node = parse_filter(std::move(node), false);
+      else if (is_name("is"))
+        node = parse_test(std::move(node));
+      else if (is_op("("))
+        node = parse_call(std::move(node));
+      else
+        return node;
     }
   }
 
@@ -673,13 +703,18 @@ class Parser {
       next();
       args.push_back(std::move(node));
     }
-    if (is_op(":")) args.push_back(nullptr);
-    else if (!is_op("]") && !is_op(",")) args.push_back(parse_expression(true));
-    else args.push_back(nullptr);
+    if (is_op(":"))
+      args.push_back(nullptr);
+    else if (!is_op("]") && !is_op(","))
+      args.push_back(parse_expression(true));
+    else
+      args.push_back(nullptr);
     if (is_op(":")) {
       next();
-      if (!is_op("]") && !is_op(",")) args.push_back(parse_expression(true));
-      else args.push_back(nullptr);
+      if (!is_op("]") && !is_op(","))
+        args.push_back(parse_expression(true));
+      else
+        args.push_back(nullptr);
     } else {
       args.push_back(nullptr);
     }
@@ -766,11 +801,10 @@ class Parser {
                               column);
     }
     const Token& token = cur();
-    bool primary_start =
-        token.type == TokenType::kName || token.type == TokenType::kString ||
-        token.type == TokenType::kInteger || token.type == TokenType::kFloat ||
-        (token.type == TokenType::kOperator &&
-         (token.value == "(" || token.value == "[" || token.value == "{"));
+    bool primary_start = token.type == TokenType::kName || token.type == TokenType::kString ||
+                         token.type == TokenType::kInteger || token.type == TokenType::kFloat ||
+                         (token.type == TokenType::kOperator &&
+                          (token.value == "(" || token.value == "[" || token.value == "{"));
     if (is_op("(")) {
       e->arguments = parse_call_args();
     } else if (primary_start && !is_name("else") && !is_name("or") && !is_name("and")) {
@@ -790,6 +824,8 @@ class Parser {
 
 }  // namespace
 
-Body parse(const LexedTemplate& lexed) { return Parser(lexed).parse_template(); }
+Body parse(const LexedTemplate& lexed) {
+  return Parser(lexed).parse_template();
+}
 
 }  // namespace vllm::jinja

@@ -44,7 +44,8 @@ enum class Flow { kNormal, kBreak, kContinue };
 
 class Renderer {
  public:
-  Renderer(const std::string& source, const RenderLimits& limits) : source_(source), limits_(limits) {}
+  Renderer(const std::string& source, const RenderLimits& limits)
+      : source_(source), limits_(limits) {}
 
   Flow exec(const Body& body, const FramePtr& frame, std::string& out) {
     for (const auto& stmt : body) {
@@ -63,8 +64,8 @@ class Renderer {
   void append(std::string& out, const std::string& text) {
     out += text;
     if (out.size() > limits_.max_output_bytes)
-      raise("OutputTooLarge", "the rendered template exceeds " +
-                                  std::to_string(limits_.max_output_bytes) + " bytes");
+      raise("OutputTooLarge",
+            "the rendered template exceeds " + std::to_string(limits_.max_output_bytes) + " bytes");
   }
 
   // ---- statements -----------------------------------------------------------------------------
@@ -123,7 +124,8 @@ class Renderer {
         std::vector<Value> values;
         for (const auto& [target, expr] : s.assignments) values.push_back(eval(*expr, frame));
         FramePtr scope = child(frame);
-        for (std::size_t i = 0; i < values.size(); ++i) assign(s.assignments[i].first, values[i], scope);
+        for (std::size_t i = 0; i < values.size(); ++i)
+          assign(s.assignments[i].first, values[i], scope);
         return exec(s.bodies[0], scope, out);
       }
       case Stmt::Kind::kScope:
@@ -156,8 +158,8 @@ class Renderer {
                                   std::to_string(target.items.size()) + ", got " +
                                   std::to_string(items.size()) + ")");
         if (items.size() > target.items.size())
-          raise("ValueError", "too many values to unpack (expected " +
-                                  std::to_string(target.items.size()) + ")");
+          raise("ValueError",
+                "too many values to unpack (expected " + std::to_string(target.items.size()) + ")");
         for (std::size_t i = 0; i < items.size(); ++i) assign(target.items[i], items[i], frame);
         return;
       }
@@ -218,15 +220,19 @@ class Renderer {
         true);
   }
 
-  Value invoke_macro(const Stmt& s, const std::string& name, const FramePtr& closure, CallArgs& args) {
+  Value invoke_macro(const Stmt& s, const std::string& name, const FramePtr& closure,
+                     CallArgs& args) {
     if (depth_ >= limits_.max_call_depth)
-      raise("RecursionError", "macro calls nested deeper than " + std::to_string(limits_.max_call_depth));
+      raise("RecursionError",
+            "macro calls nested deeper than " + std::to_string(limits_.max_call_depth));
     FramePtr scope = child(closure);
     std::vector<std::optional<Value>> bound(s.params.size());
     std::vector<Value> varargs;
     for (std::size_t i = 0; i < args.positional.size(); ++i) {
-      if (i < bound.size()) bound[i] = args.positional[i];
-      else if (s.uses_varargs) varargs.push_back(args.positional[i]);
+      if (i < bound.size())
+        bound[i] = args.positional[i];
+      else if (s.uses_varargs)
+        varargs.push_back(args.positional[i]);
       else
         raise("TypeError", "macro '" + name + "' takes not more than " +
                                std::to_string(s.params.size()) + " argument(s)");
@@ -250,9 +256,12 @@ class Renderer {
     }
     for (std::size_t i = 0; i < s.params.size(); ++i) {
       const MacroParam& p = s.params[i];
-      if (bound[i]) scope->set(p.name, *bound[i]);
-      else if (p.default_value) scope->set(p.name, eval(*p.default_value, scope));
-      else scope->set(p.name, Value::undefined("parameter '" + p.name + "' was not provided"));
+      if (bound[i])
+        scope->set(p.name, *bound[i]);
+      else if (p.default_value)
+        scope->set(p.name, eval(*p.default_value, scope));
+      else
+        scope->set(p.name, Value::undefined("parameter '" + p.name + "' was not provided"));
     }
     if (s.uses_varargs) scope->set("varargs", Value::list(std::move(varargs), ListKind::kTuple));
     if (s.uses_kwargs) scope->set("kwargs", Value::dict(std::move(kwargs)));
@@ -289,13 +298,16 @@ class Renderer {
   CallArgs eval_arguments(const CallArguments& arguments, const FramePtr& frame) {
     CallArgs args;
     for (const auto& p : arguments.positional) args.positional.push_back(eval(*p, frame));
-    for (const auto& [key, expr] : arguments.keyword) args.keyword.emplace_back(key, eval(*expr, frame));
+    for (const auto& [key, expr] : arguments.keyword)
+      args.keyword.emplace_back(key, eval(*expr, frame));
     if (arguments.star_args) {
-      for (auto& v : eval(*arguments.star_args, frame).iterate()) args.positional.push_back(std::move(v));
+      for (auto& v : eval(*arguments.star_args, frame).iterate())
+        args.positional.push_back(std::move(v));
     }
     if (arguments.star_kwargs) {
       Value kwargs = eval(*arguments.star_kwargs, frame);
-      if (!kwargs.is_dict()) raise("TypeError", "argument after ** must be a mapping, not " + kwargs.type_name());
+      if (!kwargs.is_dict())
+        raise("TypeError", "argument after ** must be a mapping, not " + kwargs.type_name());
       for (const auto& [k, v] : kwargs.as_dict().entries()) {
         if (!k.is_string()) raise("TypeError", "keywords must be strings");
         args.keyword.emplace_back(k.as_string(), v);
@@ -402,7 +414,8 @@ class Renderer {
       case Expr::Kind::kCondition:
         if (eval(*e.items[1], frame).truthy()) return eval(*e.items[0], frame);
         if (e.items[2]) return eval(*e.items[2], frame);
-        return Value::undefined("the inline if-expression evaluated to false and no else section was defined.");
+        return Value::undefined(
+            "the inline if-expression evaluated to false and no else section was defined.");
     }
     raise("TemplateRuntimeError", "unknown expression");
   }
@@ -436,7 +449,8 @@ std::string Template::render(const Dict& context, std::function<std::tm()> now,
   for (const auto& [k, v] : builtin_globals.entries()) globals->set(k.as_string(), v);
   auto variables = child(globals);
   for (const auto& [k, v] : context.entries()) {
-    if (!k.is_string()) throw ChatTemplateError("TypeError", "template variable names must be strings");
+    if (!k.is_string())
+      throw ChatTemplateError("TypeError", "template variable names must be strings");
     variables->set(k.as_string(), v);
   }
   Renderer renderer(*source_, limits);

@@ -10,10 +10,11 @@ namespace vllm::jinja {
 namespace {
 
 constexpr const char* kTests[] = {
-    "defined", "undefined", "none", "string", "number", "integer", "float", "mapping",
-    "iterable", "sequence", "boolean", "true", "false", "even", "odd", "divisibleby", "eq",
-    "equalto", "==", "ne", "!=", "lt", "lessthan", "<", "gt", "greaterthan", ">", "le", "<=",
-    "ge", ">=", "in", "callable", "sameas", "lower", "upper", "escaped", "filter", "test"};
+    "defined",  "undefined",   "none",    "string", "number",  "integer", "float",    "mapping",
+    "iterable", "sequence",    "boolean", "true",   "false",   "even",    "odd",      "divisibleby",
+    "eq",       "equalto",     "==",      "ne",     "!=",      "lt",      "lessthan", "<",
+    "gt",       "greaterthan", ">",       "le",     "<=",      "ge",      ">=",       "in",
+    "callable", "sameas",      "lower",   "upper",  "escaped", "filter",  "test"};
 
 }  // namespace
 
@@ -39,8 +40,7 @@ bool apply_test(const std::string& name, const Value& v, CallArgs& args) {
   if (name == "true") return v.is_bool() && v.as_bool();
   if (name == "false") return v.is_bool() && !v.as_bool();
   if (name == "mapping") return v.is_dict();
-  if (name == "iterable")
-    return v.is_undefined() || v.is_string() || v.is_list() || v.is_dict();
+  if (name == "iterable") return v.is_undefined() || v.is_string() || v.is_list() || v.is_dict();
   if (name == "sequence")
     return v.is_undefined() || v.is_string() ||
            (v.is_list() && v.list_kind() != ListKind::kGenerator) || v.is_dict();
@@ -60,13 +60,16 @@ bool apply_test(const std::string& name, const Value& v, CallArgs& args) {
   if (name == "eq" || name == "equalto" || name == "==") return compare("==", v, one_arg("other"));
   if (name == "ne" || name == "!=") return compare("!=", v, one_arg("other"));
   if (name == "lt" || name == "lessthan" || name == "<") return compare("<", v, one_arg("other"));
-  if (name == "gt" || name == "greaterthan" || name == ">") return compare(">", v, one_arg("other"));
+  if (name == "gt" || name == "greaterthan" || name == ">")
+    return compare(">", v, one_arg("other"));
   if (name == "le" || name == "<=") return compare("<=", v, one_arg("other"));
   if (name == "ge" || name == ">=") return compare(">=", v, one_arg("other"));
   if (name == "in") return contains(one_arg("seq"), v);
   if (name == "sameas") {
     const Value& other = one_arg("other");
-    if (v.is_none() || v.is_bool() || v.is_undefined()) return equals(v, other) && v.kind() == other.kind();
+    // Python `is`: singletons, and (as CPython caches them) small ints and short strings.
+    if (v.is_none() || v.is_bool() || v.is_undefined() || v.is_int() || v.is_string())
+      return v.kind() == other.kind() && equals(v, other);
     if (v.is_list() && other.is_list()) return &v.as_list() == &other.as_list();
     if (v.is_dict() && other.is_dict()) return &v.as_dict() == &other.as_dict();
     return false;

@@ -18,7 +18,7 @@ std::string encode(const std::vector<char32_t>& code_points);
 std::size_t length(std::string_view text);
 bool is_ascii(std::string_view text);
 
-bool is_space(char32_t c);  // str.isspace()
+bool is_space(char32_t c);      // str.isspace()
 bool is_printable(char32_t c);  // str.isprintable(), approximately (no unassigned table)
 bool is_alpha(char32_t c);
 bool is_digit(char32_t c);

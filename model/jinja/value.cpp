@@ -42,57 +42,75 @@ Value Value::undefined(std::string error_message, std::string error_kind) {
       std::move(error_message), std::move(error_kind))}));
 }
 
-Value Value::none() { return Value(Data(NoneData{})); }
+Value Value::none() {
+  return Value(Data(NoneData{}));
+}
 
 Value Value::list(std::vector<Value> items, ListKind kind) {
   return Value(Data(ListData{std::make_shared<const std::vector<Value>>(std::move(items)), kind}));
 }
 
-Value Value::dict(Dict dict) { return Value(Data(std::make_shared<const Dict>(std::move(dict)))); }
+Value Value::dict(Dict dict) {
+  return Value(Data(std::make_shared<const Dict>(std::move(dict))));
+}
 
 Value Value::callable(std::string name, NativeFunction function, bool is_macro) {
-  return Value(Data(std::make_shared<const Callable>(
-      Callable{std::move(name), std::move(function), is_macro})));
+  return Value(Data(
+      std::make_shared<const Callable>(Callable{std::move(name), std::move(function), is_macro})));
 }
 
 Value Value::new_namespace(Dict attributes) {
   return Value(Data(std::make_shared<Namespace>(Namespace{std::move(attributes)})));
 }
 
-Value Value::from_json(const nlohmann::json& json) {
+namespace {
+
+template <typename Json>
+Value value_from_json(const Json& json) {
   switch (json.type()) {
-    case nlohmann::json::value_t::null:
-      return none();
-    case nlohmann::json::value_t::boolean:
-      return Value(json.get<bool>());
-    case nlohmann::json::value_t::number_integer:
-      return Value(json.get<std::int64_t>());
-    case nlohmann::json::value_t::number_unsigned: {
-      auto u = json.get<std::uint64_t>();
+    case Json::value_t::null:
+      return Value::none();
+    case Json::value_t::boolean:
+      return Value(json.template get<bool>());
+    case Json::value_t::number_integer:
+      return Value(json.template get<std::int64_t>());
+    case Json::value_t::number_unsigned: {
+      auto u = json.template get<std::uint64_t>();
       if (u <= static_cast<std::uint64_t>(INT64_MAX)) return Value(static_cast<std::int64_t>(u));
       return Value(static_cast<double>(u));
     }
-    case nlohmann::json::value_t::number_float:
-      return Value(json.get<double>());
-    case nlohmann::json::value_t::string:
-      return Value(json.get<std::string>());
-    case nlohmann::json::value_t::array: {
+    case Json::value_t::number_float:
+      return Value(json.template get<double>());
+    case Json::value_t::string:
+      return Value(json.template get<std::string>());
+    case Json::value_t::array: {
       std::vector<Value> items;
       items.reserve(json.size());
-      for (const auto& item : json) items.push_back(from_json(item));
-      return list(std::move(items));
+      for (const auto& item : json) items.push_back(value_from_json(item));
+      return Value::list(std::move(items));
     }
-    case nlohmann::json::value_t::object: {
+    case Json::value_t::object: {
       Dict d;
-      for (const auto& [k, v] : json.items()) d.set(Value(k), from_json(v));
-      return dict(std::move(d));
+      for (const auto& [k, v] : json.items()) d.set(Value(k), value_from_json(v));
+      return Value::dict(std::move(d));
     }
     default:
       raise("TypeError", "unsupported JSON value in the template context");
   }
 }
 
-ListKind Value::list_kind() const { return std::get<ListData>(data_).kind; }
+}  // namespace
+
+Value Value::from_json(const nlohmann::json& json) {
+  return value_from_json(json);
+}
+Value Value::from_json(const nlohmann::ordered_json& json) {
+  return value_from_json(json);
+}
+
+ListKind Value::list_kind() const {
+  return std::get<ListData>(data_).kind;
+}
 
 std::int64_t Value::as_int() const {
   if (is_bool()) return as_bool() ? 1 : 0;
@@ -104,12 +122,18 @@ double Value::as_float() const {
   return static_cast<double>(as_int());
 }
 
-const std::vector<Value>& Value::as_list() const { return *std::get<ListData>(data_).items; }
-const Dict& Value::as_dict() const { return *std::get<std::shared_ptr<const Dict>>(data_); }
+const std::vector<Value>& Value::as_list() const {
+  return *std::get<ListData>(data_).items;
+}
+const Dict& Value::as_dict() const {
+  return *std::get<std::shared_ptr<const Dict>>(data_);
+}
 const Callable& Value::as_callable() const {
   return *std::get<std::shared_ptr<const Callable>>(data_);
 }
-Namespace& Value::as_namespace() const { return *std::get<std::shared_ptr<Namespace>>(data_); }
+Namespace& Value::as_namespace() const {
+  return *std::get<std::shared_ptr<Namespace>>(data_);
+}
 
 const std::string& Value::undefined_message() const {
   return std::get<UndefinedData>(data_).message_and_kind->first;
@@ -117,7 +141,9 @@ const std::string& Value::undefined_message() const {
 const std::string& Value::undefined_kind() const {
   return std::get<UndefinedData>(data_).message_and_kind->second;
 }
-void Value::raise_undefined() const { raise(undefined_kind(), undefined_message()); }
+void Value::raise_undefined() const {
+  raise(undefined_kind(), undefined_message());
+}
 
 // ---- Python semantics -------------------------------------------------------------------------
 
@@ -150,7 +176,8 @@ std::string format_float(double value) {
   if (std::isinf(value)) return value > 0 ? "inf" : "-inf";
   if (value == 0.0) return std::signbit(value) ? "-0.0" : "0.0";
   char buffer[64];
-  auto result = std::to_chars(buffer, buffer + sizeof(buffer), value, std::chars_format::scientific);
+  auto result =
+      std::to_chars(buffer, buffer + sizeof(buffer), value, std::chars_format::scientific);
   std::string sci(buffer, result.ptr);
   // sci: [-]d[.ddd]e(+|-)XX
   bool negative = sci[0] == '-';
@@ -407,13 +434,27 @@ void json_string(std::string& out, const std::string& s, bool ensure_ascii) {
   for (std::size_t i = 0; i < s.size(); ++i) {
     auto c = static_cast<unsigned char>(s[i]);
     switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      case '\b': out += "\\b"; break;
-      case '\f': out += "\\f"; break;
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
+      case '\b':
+        out += "\\b";
+        break;
+      case '\f':
+        out += "\\f";
+        break;
       default:
         if (c < 0x20) {
           escape_code_point(c);
@@ -458,11 +499,16 @@ struct JsonWriter {
 
   std::string key_string(const Value& key) {
     switch (key.kind()) {
-      case Value::Kind::kString: return key.as_string();
-      case Value::Kind::kBool: return key.as_bool() ? "true" : "false";
-      case Value::Kind::kNone: return "null";
-      case Value::Kind::kInt: return std::to_string(key.as_int());
-      case Value::Kind::kFloat: return json_float(key.as_float());
+      case Value::Kind::kString:
+        return key.as_string();
+      case Value::Kind::kBool:
+        return key.as_bool() ? "true" : "false";
+      case Value::Kind::kNone:
+        return "null";
+      case Value::Kind::kInt:
+        return std::to_string(key.as_int());
+      case Value::Kind::kFloat:
+        return json_float(key.as_float());
       default:
         raise("TypeError", "keys must be str, int, float, bool or None, not " + key.type_name());
     }
@@ -470,11 +516,21 @@ struct JsonWriter {
 
   void write(const Value& value, int level) {
     switch (value.kind()) {
-      case Value::Kind::kNone: out += "null"; return;
-      case Value::Kind::kBool: out += value.as_bool() ? "true" : "false"; return;
-      case Value::Kind::kInt: out += std::to_string(value.as_int()); return;
-      case Value::Kind::kFloat: out += json_float(value.as_float()); return;
-      case Value::Kind::kString: json_string(out, value.as_string(), options.ensure_ascii); return;
+      case Value::Kind::kNone:
+        out += "null";
+        return;
+      case Value::Kind::kBool:
+        out += value.as_bool() ? "true" : "false";
+        return;
+      case Value::Kind::kInt:
+        out += std::to_string(value.as_int());
+        return;
+      case Value::Kind::kFloat:
+        out += json_float(value.as_float());
+        return;
+      case Value::Kind::kString:
+        json_string(out, value.as_string(), options.ensure_ascii);
+        return;
       case Value::Kind::kList: {
         if (value.list_kind() == ListKind::kGenerator) break;
         const auto& items = value.as_list();

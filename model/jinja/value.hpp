@@ -82,7 +82,10 @@ class Value {
   static Value dict(Dict dict);
   static Value callable(std::string name, NativeFunction function, bool is_macro = false);
   static Value new_namespace(Dict attributes);
+  // JSON objects become dicts in the JSON's key order (ordered_json keeps the document's order,
+  // as Python's json.loads does; json sorts keys).
   static Value from_json(const nlohmann::json& json);
+  static Value from_json(const nlohmann::ordered_json& json);
 
   Kind kind() const { return static_cast<Kind>(data_.index()); }
   bool is_undefined() const { return kind() == Kind::kUndefined; }
