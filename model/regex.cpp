@@ -81,11 +81,24 @@ void Regex::for_each_match(std::string_view text,
   while (offset <= text.size()) {
     // The caller guarantees valid UTF-8, so skip PCRE2's check (it would rescan the whole
     // subject on every call).
-    const int rc = impl_->jit ? pcre2_jit_match(impl_->code, subject, text.size(), offset,
-                                                PCRE2_NO_UTF_CHECK, data, nullptr)
-                              : pcre2_match(impl_->code, subject, text.size(), offset,
-                                            PCRE2_NO_UTF_CHECK, data, nullptr);
-    if (rc < 0) break;  // PCRE2_ERROR_NOMATCH, or a resource limit: treat as no more matches
+    int rc = impl_->jit ? pcre2_jit_match(impl_->code, subject, text.size(), offset,
+                                          PCRE2_NO_UTF_CHECK, data, nullptr)
+                        : pcre2_match(impl_->code, subject, text.size(), offset, PCRE2_NO_UTF_CHECK,
+                                      data, nullptr);
+    if (rc < 0 && rc != PCRE2_ERROR_NOMATCH && impl_->jit) {
+      // The JIT ran out of its stack: the interpreter (heap-backed) can still match.
+      rc =
+          pcre2_match(impl_->code, subject, text.size(), offset, PCRE2_NO_UTF_CHECK, data, nullptr);
+    }
+    if (rc == PCRE2_ERROR_NOMATCH) break;
+    if (rc < 0) {
+      PCRE2_UCHAR message[256];
+      pcre2_get_error_message(rc, message, sizeof(message));
+      pcre2_match_data_free(data);
+      throw TokenizerError(fmt::format("regular expression match failed at byte {} of {}: {}",
+                                       offset, text.size(),
+                                       reinterpret_cast<const char*>(message)));
+    }
     const PCRE2_SIZE* ovector = pcre2_get_ovector_pointer(data);
     const size_t start = ovector[0], end = ovector[1];
     on_match(start, end);
@@ -100,21 +113,6 @@ void Regex::for_each_match(std::string_view text,
     }
   }
   pcre2_match_data_free(data);
-}
-
-std::string Regex::escape(std::string_view literal) {
-  std::string out;
-  for (char c : literal) {
-    if (std::string_view("\\^$.|?*+()[]{}-/#&~ ").find(c) != std::string_view::npos) {
-      if (c == ' ') {
-        out += ' ';  // a space needs no escape (and \  is not valid in every mode)
-        continue;
-      }
-      out += '\\';
-    }
-    out += c;
-  }
-  return out;
 }
 
 }  // namespace vllm

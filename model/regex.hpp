@@ -21,12 +21,10 @@ class Regex {
   Regex& operator=(Regex&&) noexcept;
 
   // Calls on_match(start, end) (byte offsets into text) for each successive non-overlapping
-  // match, leftmost first. text must be valid UTF-8. Thread-safe.
+  // match, leftmost first. text must be valid UTF-8. Thread-safe. Throws TokenizerError if
+  // PCRE2 cannot complete a match (resource limits).
   void for_each_match(std::string_view text,
                       const std::function<void(size_t start, size_t end)>& on_match) const;
-
-  // Escapes a literal string so that it matches itself.
-  static std::string escape(std::string_view literal);
 
  private:
   struct Impl;

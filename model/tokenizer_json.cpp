@@ -52,28 +52,8 @@ std::optional<std::string> config_token(const nlohmann::json& config, const char
   return std::nullopt;
 }
 
-}  // namespace
-
-Tokenizer Tokenizer::from_tokenizer_json(const std::filesystem::path& path) {
-  Tokenizer tokenizer = from_json_string(read_file(path), path.string());
-  const auto config_path = path.parent_path() / "tokenizer_config.json";
-  if (!std::filesystem::exists(config_path)) return tokenizer;
-  const auto config =
-      nlohmann::json::parse(read_file(config_path), nullptr, /*allow_exceptions=*/false);
-  if (config.is_discarded() || !config.is_object())
-    throw TokenizerError(fmt::format("'{}' is not a valid JSON object", config_path.string()));
-  auto impl = std::make_shared<Impl>(*tokenizer.impl_);
-  auto lookup = [&](const char* key) -> std::optional<int32_t> {
-    if (auto token = config_token(config, key)) return tokenizer.token_to_id(*token);
-    return std::nullopt;
-  };
-  if (auto id = lookup("bos_token")) impl->bos_id = id;
-  if (auto id = lookup("eos_token")) impl->eos_id = id;
-  if (auto id = lookup("pad_token")) impl->pad_id = id;
-  return Tokenizer(std::move(impl));
-}
-
-Tokenizer Tokenizer::from_json_string(std::string_view text, std::string_view origin) {
+std::shared_ptr<Tokenizer::Impl> parse_tokenizer_json(std::string_view text,
+                                                      std::string_view origin) {
   nlohmann::json root;
   try {
     root = nlohmann::json::parse(text);
@@ -89,7 +69,7 @@ Tokenizer Tokenizer::from_json_string(std::string_view text, std::string_view or
       throw TokenizerError(
           fmt::format("unsupported model type '{}' (only BPE tokenizers are supported)", type));
     }
-    auto impl = std::make_shared<Impl>(BpeModel::from_json(model_json));
+    auto impl = std::make_shared<Tokenizer::Impl>(BpeModel::from_json(model_json));
     auto optional_part = [&](const char* key) -> const nlohmann::json* {
       return root.contains(key) && !root[key].is_null() ? &root[key] : nullptr;
     };
@@ -102,12 +82,40 @@ Tokenizer Tokenizer::from_json_string(std::string_view text, std::string_view or
     impl->added_tokens = parse_added_tokens(root);
     impl->finalize();
     if (impl->post_processor) impl->bos_id = impl->post_processor->leading_special_id();
-    return Tokenizer(std::move(impl));
+    return impl;
   } catch (const TokenizerError& e) {
     throw TokenizerError(fmt::format("{}: {}", origin, e.what()));
   } catch (const nlohmann::json::exception& e) {
     throw TokenizerError(fmt::format("{}: unexpected JSON content: {}", origin, e.what()));
   }
+}
+
+}  // namespace
+
+Tokenizer Tokenizer::from_json_string(std::string_view text, std::string_view origin) {
+  return Tokenizer(parse_tokenizer_json(text, origin));
+}
+
+Tokenizer Tokenizer::from_tokenizer_json(const std::filesystem::path& path) {
+  auto impl = parse_tokenizer_json(read_file(path), path.string());
+  const auto config_path = path.parent_path() / "tokenizer_config.json";
+  if (std::filesystem::exists(config_path)) {
+    const auto config =
+        nlohmann::json::parse(read_file(config_path), nullptr, /*allow_exceptions=*/false);
+    if (config.is_discarded() || !config.is_object())
+      throw TokenizerError(fmt::format("'{}' is not a valid JSON object", config_path.string()));
+    auto lookup = [&](const char* key) -> std::optional<int32_t> {
+      const auto token = config_token(config, key);
+      if (!token) return std::nullopt;
+      if (const auto it = impl->added_by_content.find(*token); it != impl->added_by_content.end())
+        return it->second;
+      return impl->model.token_to_id(*token);
+    };
+    if (auto id = lookup("bos_token")) impl->bos_id = id;
+    if (auto id = lookup("eos_token")) impl->eos_id = id;
+    if (auto id = lookup("pad_token")) impl->pad_id = id;
+  }
+  return Tokenizer(std::move(impl));
 }
 
 }  // namespace vllm

@@ -1,6 +1,10 @@
 // Malformed or unsupported tokenizer descriptions give a TokenizerError that names the problem.
 #include <catch2/catch.hpp>
 
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
 #include <string>
 
 #include "model/gguf.hpp"
@@ -128,4 +132,31 @@ TEST_CASE("bad GGUF tokenizer metadata is a clear error", "[tokenizer][errors][g
                       Contains("uses token 'c' which is not in the vocabulary"));
   REQUIRE_THROWS_WITH(load("bad_types.gguf"), Contains("tokenizer.ggml.token_type has 1 entries"));
   REQUIRE_THROWS_WITH(load("no_tokens.gguf"), Contains("missing or empty tokenizer.ggml.tokens"));
+}
+
+TEST_CASE("tokenizer_config.json beside tokenizer.json names BOS/EOS/PAD", "[tokenizer]") {
+  const auto dir =
+      std::filesystem::temp_directory_path() / ("vllm_tok_config_" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  std::filesystem::copy_file(vllm::test::reference_data("tokenizers") / "qwen2" / "tokenizer.json",
+                             dir / "tokenizer.json",
+                             std::filesystem::copy_options::overwrite_existing);
+  {
+    std::ofstream config(dir / "tokenizer_config.json");
+    config
+        << R"({"bos_token": null, "eos_token": {"content": "<|im_end|>"}, "pad_token": "<|endoftext|>"})";
+  }
+  const auto tokenizer = Tokenizer::from_tokenizer_json(dir / "tokenizer.json");
+  CHECK(tokenizer.eos_token() == "<|im_end|>");
+  CHECK(tokenizer.eos_token_id() == tokenizer.token_to_id("<|im_end|>"));
+  CHECK(tokenizer.pad_token_id() == tokenizer.token_to_id("<|endoftext|>"));
+  CHECK_FALSE(tokenizer.bos_token_id().has_value());
+  CHECK(tokenizer.bos_token().empty());
+  {
+    std::ofstream config(dir / "tokenizer_config.json");
+    config << "{not json";
+  }
+  REQUIRE_THROWS_WITH(Tokenizer::from_tokenizer_json(dir / "tokenizer.json"),
+                      Contains("tokenizer_config.json' is not a valid JSON object"));
+  std::filesystem::remove_all(dir);
 }
