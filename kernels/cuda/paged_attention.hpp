@@ -55,4 +55,13 @@ void paged_attention_decode(const PagedAttentionArgs& args, void* workspace, cud
 // query row against its sequence's cached keys.
 void paged_attention_prefill(const PagedAttentionArgs& args, cudaStream_t stream);
 
+// The prefill implementations: kMmaSync keeps S, P and O in registers (FlashAttention-2 style,
+// the default); kWmma is the first, simpler tensor-core kernel (O in shared memory), kept as a
+// fallback. The two-argument overload uses default_prefill_kernel(): kMmaSync unless the
+// environment sets VLLM_CUDA_PREFILL_KERNEL=wmma.
+enum class PrefillKernel { kMmaSync, kWmma };
+PrefillKernel default_prefill_kernel();
+void paged_attention_prefill(const PagedAttentionArgs& args, cudaStream_t stream,
+                             PrefillKernel kernel);
+
 }  // namespace vllm::cuda

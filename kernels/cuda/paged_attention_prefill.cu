@@ -9,10 +9,13 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
+#include <string>
 
 #include "kernels/cuda/device_types.cuh"
 #include "kernels/cuda/paged_attention.hpp"
 #include "kernels/cuda/paged_attention_checks.hpp"
+#include "kernels/cuda/paged_attention_prefill_variants.hpp"
 
 namespace vllm::cuda {
 namespace {
@@ -238,11 +241,7 @@ void launch_prefill(const PagedAttentionArgs& args, cudaStream_t stream) {
 
 }  // namespace
 
-void paged_attention_prefill(const PagedAttentionArgs& args, cudaStream_t stream) {
-  check_paged_attention_args(args, "paged_attention_prefill");
-  require(args.num_heads <= 65535, "paged_attention_prefill: at most 65535 query heads, got " +
-                                       std::to_string(args.num_heads));
-  if (args.num_seqs == 0 || args.max_query_len == 0) return;
+void paged_attention_prefill_wmma(const PagedAttentionArgs& args, cudaStream_t stream) {
   dispatch_activation(args.type, [&](auto tag) {
     using T = decltype(tag);
     if (args.head_dim == 64) {
@@ -251,6 +250,32 @@ void paged_attention_prefill(const PagedAttentionArgs& args, cudaStream_t stream
       launch_prefill<T, 128>(args, stream);
     }
   });
+}
+
+PrefillKernel default_prefill_kernel() {
+  static const PrefillKernel kernel = [] {
+    const char* choice = std::getenv("VLLM_CUDA_PREFILL_KERNEL");
+    return choice != nullptr && std::string(choice) == "wmma" ? PrefillKernel::kWmma
+                                                              : PrefillKernel::kMmaSync;
+  }();
+  return kernel;
+}
+
+void paged_attention_prefill(const PagedAttentionArgs& args, cudaStream_t stream,
+                             PrefillKernel kernel) {
+  check_paged_attention_args(args, "paged_attention_prefill");
+  require(args.num_heads <= 65535, "paged_attention_prefill: at most 65535 query heads, got " +
+                                       std::to_string(args.num_heads));
+  if (args.num_seqs == 0 || args.max_query_len == 0) return;
+  if (kernel == PrefillKernel::kWmma) {
+    paged_attention_prefill_wmma(args, stream);
+  } else {
+    paged_attention_prefill_mma(args, stream);
+  }
+}
+
+void paged_attention_prefill(const PagedAttentionArgs& args, cudaStream_t stream) {
+  paged_attention_prefill(args, stream, default_prefill_kernel());
 }
 
 }  // namespace vllm::cuda

@@ -12,6 +12,10 @@
 // the kernels' .cu files. "Device" pointers are host pointers.
 #pragma once
 
+// The kernels reinterpret shared and global memory between element and vector types, as device
+// code may; on the host that needs the aliasing rules relaxed for everything compiled after this.
+#pragma GCC optimize("no-strict-aliasing")
+
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cuda_runtime_api.h>
@@ -53,7 +57,8 @@ struct Emulator {
   int current = -1;
   std::function<void()> body;
   std::vector<unsigned char> dynamic_shared;
-  std::vector<uint64_t> exchange;  // [warp][lane] shuffle slots
+  std::vector<uint64_t> exchange;      // [warp][lane] shuffle slots
+  std::vector<uint32_t> mma_exchange;  // [warp][lane][6] mma.sync A and B registers
   dim3 block_idx, block_dim, grid_dim;
   // Run the fibers between barriers in descending instead of ascending thread order: a missing
   // barrier then shows up whichever thread writes first (one order hides half of them).
@@ -102,6 +107,7 @@ inline void run_block(unsigned threads) {
     e.fibers.back().stack = static_cast<char*>(std::malloc(Emulator::kStackBytes));
   }
   e.exchange.assign((threads + 31) / 32 * 32, 0);
+  e.mma_exchange.assign((threads + 31) / 32 * 32 * 6, 0);
   for (unsigned i = 0; i < threads; ++i) {
     Fiber& f = e.fibers[i];
     getcontext(&f.context);
@@ -257,6 +263,7 @@ Launcher(dim3, dim3, size_t, void (*)(Params...)) -> Launcher<Params...>;
   ((void)(stream), ::vllm_emu::Launcher((grid), (block), (shared_bytes), __VA_ARGS__))
 #define VLLM_UNROLL
 #define VLLM_DYNAMIC_SHARED_MEMORY(name) unsigned char* name = ::vllm_emu::dynamic_shared_memory()
+#define VLLM_EMULATED_MMA
 #define cudaFuncSetAttribute(...) ::vllm_emu::no_error()
 #define cudaGetLastError() ::vllm_emu::no_error()
 
@@ -362,3 +369,48 @@ void mma_sync(fragment<accumulator, 16, 16, 16, T>& d,
   std::memcpy(d.x, out, sizeof(out));
 }
 }  // namespace nvcuda::wmma
+
+// mma.sync m16n8k16 (kernels/cuda/mma_sync.cuh's layout): the warp's lanes publish their A and B
+// registers, every lane rebuilds the full A (16x16) and B (16x8) and computes its own D elements.
+template <typename T>
+float emulated_half_to_float(uint32_t bits16) {
+  const uint16_t raw = static_cast<uint16_t>(bits16);
+  T value;
+  std::memcpy(static_cast<void*>(&value), &raw, 2);
+  return nvcuda::wmma::element_to_float(value);
+}
+
+template <typename T>
+void mma_m16n8k16(float (&d)[4], const uint32_t (&a)[4], const uint32_t (&b)[2]) {
+  using vllm_emu::emulator;
+  const unsigned tid = vllm_emu::self().thread_idx.x, lane = tid % 32, warp = tid / 32;
+  uint32_t* slots = &emulator().mma_exchange[warp * 32 * 6];
+  for (int i = 0; i < 4; ++i) slots[lane * 6 + i] = a[i];
+  for (int i = 0; i < 2; ++i) slots[lane * 6 + 4 + i] = b[i];
+  vllm_emu::syncwarp();
+  float matrix_a[16][16], matrix_b[16][8];
+  for (unsigned l = 0; l < 32; ++l) {
+    const unsigned group = l / 4, t = l % 4;
+    for (int i = 0; i < 8; ++i) {  // a_i: register i / 2, half i % 2
+      const uint32_t reg = slots[l * 6 + i / 2];
+      const uint32_t bits = (i % 2) ? reg >> 16 : reg & 0xffffu;
+      const unsigned row = group + ((i / 2) % 2 == 1 ? 8 : 0);
+      const unsigned col = 2 * t + (i % 2) + (i >= 4 ? 8 : 0);
+      matrix_a[row][col] = emulated_half_to_float<T>(bits);
+    }
+    for (int i = 0; i < 4; ++i) {  // b_i: register i / 2, half i % 2
+      const uint32_t reg = slots[l * 6 + 4 + i / 2];
+      const uint32_t bits = (i % 2) ? reg >> 16 : reg & 0xffffu;
+      const unsigned k = 2 * t + (i % 2) + (i >= 2 ? 8 : 0);
+      matrix_b[k][group] = emulated_half_to_float<T>(bits);
+    }
+  }
+  const unsigned group = lane / 4, t = lane % 4;
+  for (int e = 0; e < 4; ++e) {
+    const unsigned row = group + (e >= 2 ? 8 : 0), col = 2 * t + (e % 2);
+    float sum = d[e];
+    for (int k = 0; k < 16; ++k) sum += matrix_a[row][k] * matrix_b[k][col];
+    d[e] = sum;
+  }
+  vllm_emu::syncwarp();  // nobody republishes before every lane has read
+}

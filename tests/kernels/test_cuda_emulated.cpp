@@ -13,6 +13,7 @@
 #include "kernels/cuda/embedding.cu"
 #include "kernels/cuda/paged_attention_decode.cu"
 #include "kernels/cuda/paged_attention_prefill.cu"
+#include "kernels/cuda/paged_attention_prefill_mma.cu"
 #include "kernels/cuda/rms_norm.cu"
 #include "kernels/cuda/rope_kv_cache.cu"
 #include "kernels/cuda/silu_and_mul.cu"
@@ -57,8 +58,14 @@ void run_emulated_attention(const AttentionConfig& config, uint32_t seed) {
   const AttentionProblem p = make_problem(config, specs, seed);
   const int num_seqs = static_cast<int>(specs.size()), decodes = num_decode_seqs(specs);
   std::vector<uint16_t> out(p.query_bits.size(), 0xFFFF);
-  vllm::cuda::paged_attention_prefill(host_args(p, out, 0, num_seqs), nullptr);
-  check_output(p, out, "emulated prefill kernel over the mixed batch");
+  for (auto kernel : {vllm::cuda::PrefillKernel::kMmaSync, vllm::cuda::PrefillKernel::kWmma}) {
+    std::fill(out.begin(), out.end(), uint16_t{0xFFFF});
+    vllm::cuda::paged_attention_prefill(host_args(p, out, 0, num_seqs), nullptr, kernel);
+    check_output(p, out,
+                 kernel == vllm::cuda::PrefillKernel::kWmma
+                     ? "emulated prefill kernel (wmma) over the mixed batch"
+                     : "emulated prefill kernel (mma.sync) over the mixed batch");
+  }
 
   std::fill(out.begin(), out.end(), uint16_t{0xFFFF});
   const vllm::cuda::PagedAttentionArgs decode_args = host_args(p, out, 0, decodes);

@@ -69,11 +69,16 @@ void run_config(const AttentionConfig& config, uint32_t seed) {
   const int num_seqs = static_cast<int>(specs.size());
   const int decodes = num_decode_seqs(specs);
 
-  // 1. The prefill kernel alone over the whole mixed batch (decode rows included).
-  dev.out.poison();
-  vllm::cuda::paged_attention_prefill(args_for(p, dev, 0, num_seqs), nullptr);
-  synchronize();
-  check_output(p, dev.out.download(), "prefill kernel over the mixed batch");
+  // 1. Each prefill kernel alone over the whole mixed batch (decode rows included).
+  for (auto kernel : {vllm::cuda::PrefillKernel::kMmaSync, vllm::cuda::PrefillKernel::kWmma}) {
+    dev.out.poison();
+    vllm::cuda::paged_attention_prefill(args_for(p, dev, 0, num_seqs), nullptr, kernel);
+    synchronize();
+    check_output(p, dev.out.download(),
+                 kernel == vllm::cuda::PrefillKernel::kWmma
+                     ? "prefill kernel (wmma) over the mixed batch"
+                     : "prefill kernel (mma.sync) over the mixed batch");
+  }
 
   // 2. Decode kernel for the decode sequences, prefill kernel for the rest (how a step runs).
   dev.out.poison();
