@@ -133,15 +133,19 @@ std::string ChatTemplate::render(const nlohmann::ordered_json& messages,
     throw ChatTemplateError("TypeError", "chat_template_kwargs must be an object");
   using jinja::Value;
   jinja::Dict context;
-  context.set(Value("messages"), Value::from_json(messages));
-  context.set(Value("tools"), Value::from_json(options.tools));
-  context.set(Value("documents"), Value::from_json(options.documents));
-  context.set(Value("add_generation_prompt"), Value(options.add_generation_prompt));
-  context.set(Value("bos_token"), Value(options.bos_token.value_or(bos_token_)));
-  context.set(Value("eos_token"), Value(options.eos_token.value_or(eos_token_)));
-  if (options.extra_kwargs.is_object()) {
-    for (const auto& [key, value] : options.extra_kwargs.items())
-      context.set(Value(key), Value::from_json(value));
+  try {
+    context.set(Value("messages"), Value::from_json(messages));
+    context.set(Value("tools"), Value::from_json(options.tools));
+    context.set(Value("documents"), Value::from_json(options.documents));
+    context.set(Value("add_generation_prompt"), Value(options.add_generation_prompt));
+    context.set(Value("bos_token"), Value(options.bos_token.value_or(bos_token_)));
+    context.set(Value("eos_token"), Value(options.eos_token.value_or(eos_token_)));
+    if (options.extra_kwargs.is_object()) {
+      for (const auto& [key, value] : options.extra_kwargs.items())
+        context.set(Value(key), Value::from_json(value));
+    }
+  } catch (const jinja::RuntimeError& e) {
+    throw ChatTemplateError(e.kind, e.detail);
   }
   return chosen.compiled.render(context, options.now);
 }

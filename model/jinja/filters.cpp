@@ -318,7 +318,7 @@ Value apply_filter(const std::string& name, const Value& value, CallArgs& args) 
   if (name == "dictsort") {
     BoundArgs a(name, args, {"case_sensitive", "by", "reverse"});
     if (!value.is_dict())
-      raise("TypeError", "'" + value.type_name() + "' object has no attribute 'items'");
+      raise("AttributeError", "'" + value.type_name() + "' object has no attribute 'items'");
     bool case_sensitive = a.get_or(0, Value(false)).truthy();
     std::string by = a.get_or(1, Value("key")).str();
     if (by != "key" && by != "value")
@@ -486,7 +486,7 @@ Value apply_filter(const std::string& name, const Value& value, CallArgs& args) 
     }
     return generator(std::move(out));
   }
-  raise("TemplateRuntimeError", "No filter named '" + name + "'.");
+  raise("TemplateRuntimeError", "No filter named '" + name + "' found.");
 }
 
 }  // namespace vllm::jinja

@@ -5,6 +5,7 @@
 
 #include "model/jinja/error.hpp"
 #include "model/jinja/unicode.hpp"
+#include "model/jinja/value.hpp"
 
 namespace vllm::jinja {
 namespace {
@@ -200,6 +201,16 @@ class Lexer {
   [[noreturn]] void fail(const std::string& message, std::size_t offset) {
     auto [line, column] = line_and_column(result_.source, offset);
     throw ChatTemplateError("TemplateSyntaxError", message, line, column);
+  }
+
+  // Jinja2's message: unexpected char '?' at 5 (the character's repr and its index).
+  [[noreturn]] void fail_unexpected_char(std::size_t offset) {
+    const std::string& s = result_.source;
+    std::size_t end = offset + 1;
+    while (end < s.size() && (static_cast<unsigned char>(s[end]) & 0xC0) == 0x80) ++end;
+    fail("unexpected char " + Value(s.substr(offset, end - offset)).repr() + " at " +
+             std::to_string(unicode::length(std::string_view(s).substr(0, offset))),
+         offset);
   }
 
   void push(TokenType type, std::string value, std::size_t offset) {
@@ -400,8 +411,7 @@ class Lexer {
       if (s[p] == '\\') ++p;
       ++p;
     }
-    if (p >= s.size())
-      fail("unexpected char " + std::string(1, quote) + " (unterminated string)", pos);
+    if (p >= s.size()) fail_unexpected_char(pos);
     push(TokenType::kString, unescape(s.substr(pos + 1, p - pos - 1)), pos);
     return p + 1;
   }
@@ -416,9 +426,7 @@ class Lexer {
       }
     }
     char c = s[pos];
-    if (std::strchr("+-/*%~[](){}><=.:|,;", c) == nullptr) {
-      fail(std::string("unexpected char '") + c + "'", pos);
-    }
+    if (std::strchr("+-/*%~[](){}><=.:|,;", c) == nullptr) fail_unexpected_char(pos);
     if (c == '{') balance.push_back('}');
     if (c == '(') balance.push_back(')');
     if (c == '[') balance.push_back(']');

@@ -120,7 +120,7 @@ Value binary_operator(const std::string& op, const Value& a, const Value& b) {
     if (a.is_string()) return Value(python_format_percent(a.as_string(), b));
     if (!both_numbers) unsupported("%", a, b);
     if (both_ints) {
-      if (b.as_int() == 0) raise("ZeroDivisionError", "integer division or modulo by zero");
+      if (b.as_int() == 0) raise("ZeroDivisionError", "integer modulo by zero");
       std::int64_t m = a.as_int() % b.as_int();
       if (m != 0 && ((m < 0) != (b.as_int() < 0))) m += b.as_int();
       return Value(m);

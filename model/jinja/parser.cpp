@@ -26,6 +26,10 @@ std::string describe(const Token& token) {
   }
 }
 
+// Deeper nesting than this is refused (Python's own recursion limit stops jinja2 earlier); it
+// bounds the parser's and the renderer's native stack use.
+constexpr int kMaxNesting = 200;
+
 class Parser {
  public:
   explicit Parser(const LexedTemplate& lexed) : lexed_(lexed) {}
@@ -37,6 +41,22 @@ class Parser {
   }
 
  private:
+  // Counts one level of nesting for the lifetime of a parse function.
+  class Nesting {
+   public:
+    explicit Nesting(Parser& parser) : parser_(parser) {
+      if (++parser_.nesting_ > kMaxNesting)
+        parser_.fail("the template nests expressions or blocks deeper than " +
+                     std::to_string(kMaxNesting) + " levels");
+    }
+    ~Nesting() { --parser_.nesting_; }
+    Nesting(const Nesting&) = delete;
+    Nesting& operator=(const Nesting&) = delete;
+
+   private:
+    Parser& parser_;
+  };
+
   const Token& cur() const { return lexed_.tokens[pos_]; }
   const Token& look() const {
     return lexed_.tokens[pos_ + 1 < lexed_.tokens.size() ? pos_ + 1 : pos_];
@@ -69,18 +89,20 @@ class Parser {
   }
   [[noreturn]] void fail(const std::string& message) const { fail(message, cur().offset); }
 
+  [[noreturn]] void fail_expected(const std::string& what) const {
+    if (cur().type == TokenType::kEnd) fail("unexpected end of template, expected '" + what + "'.");
+    fail("expected token '" + what + "', got '" + describe(cur()) + "'");
+  }
+
   void expect_op(const char* op) {
-    if (!skip_op(op))
-      fail("expected token '" + std::string(op) + "', got '" + describe(cur()) + "'");
+    if (!skip_op(op)) fail_expected(op);
   }
   void expect(TokenType type, const char* what) {
-    if (cur().type != type)
-      fail("expected token '" + std::string(what) + "', got '" + describe(cur()) + "'");
+    if (cur().type != type) fail_expected(what);
     next();
   }
   std::string expect_name() {
-    if (cur().type != TokenType::kName)
-      fail("expected token 'name', got '" + describe(cur()) + "'");
+    if (cur().type != TokenType::kName) fail_expected("name");
     return next().value;
   }
 
@@ -106,16 +128,38 @@ class Parser {
     return false;
   }
 
-  std::string looking_for(const std::vector<std::string>& end_tags) const {
-    std::string out;
-    for (std::size_t i = 0; i < end_tags.size(); ++i) {
-      if (i) out += i + 1 == end_tags.size() ? " or " : ", ";
-      out += "'" + end_tags[i] + "'";
+  // Jinja2's message for an unknown tag (name) or the end of the template inside a block.
+  [[noreturn]] void fail_unknown_tag(const std::string* name) const {
+    std::string message =
+        name ? "Encountered unknown tag '" + *name + "'." : "Unexpected end of template.";
+    if (!end_stack_.empty()) {
+      std::string looking;
+      for (const auto& tag : end_stack_.back())
+        looking += (looking.empty() ? "'" : " or '") + tag + "'";
+      bool expected = false;
+      for (const auto& tags : end_stack_)
+        for (const auto& tag : tags) expected |= name && *name == tag;
+      if (expected)
+        message +=
+            " You probably made a nesting mistake. Jinja is expecting this tag, but "
+            "currently looking for " +
+            looking + ".";
+      else
+        message += " Jinja was looking for the following tags: " + looking + ".";
     }
-    return out;
+    if (!tag_stack_.empty())
+      message += " The innermost block that needs to be closed is '" + tag_stack_.back() + "'.";
+    fail(message);
   }
 
   Body subparse(const std::vector<std::string>& end_tags) {
+    if (!end_tags.empty()) end_stack_.push_back(end_tags);
+    Body body = subparse_body(end_tags);
+    if (!end_tags.empty()) end_stack_.pop_back();
+    return body;
+  }
+
+  Body subparse_body(const std::vector<std::string>& end_tags) {
     Body body;
     while (cur().type != TokenType::kEnd) {
       const Token& token = cur();
@@ -139,11 +183,7 @@ class Parser {
         fail("unexpected '" + describe(token) + "'");
       }
     }
-    if (!end_tags.empty()) {
-      fail("Unexpected end of template. Jinja was looking for the following tags: " +
-           looking_for(end_tags) + ". The innermost block that needs to be closed is '" +
-           tag_stack_.back() + "'.");
-    }
+    if (!end_tags.empty()) fail_unknown_tag(nullptr);
     return body;
   }
 
@@ -156,13 +196,15 @@ class Parser {
   }
 
   StmtPtr parse_statement() {
+    Nesting nesting(*this);
     const Token& token = cur();
     if (token.type != TokenType::kName) fail("tag name expected");
     const std::string tag = token.value;
-    static const char* const kBlockTags[] = {"for",    "if",   "set",        "macro", "call",
-                                             "filter", "with", "generation", "block"};
+    static const char* const kTags[] = {"for",   "if",     "set",   "macro",
+                                        "call",  "filter", "with",  "generation",
+                                        "block", "print",  "break", "continue"};
     bool pushes = false;
-    for (const char* t : kBlockTags) pushes |= tag == t;
+    for (const char* t : kTags) pushes |= tag == t;
     if (pushes) tag_stack_.push_back(tag);
     StmtPtr result;
     if (tag == "for")
@@ -192,10 +234,7 @@ class Parser {
     } else if (tag == "extends" || tag == "include" || tag == "import" || tag == "from") {
       fail("'" + tag + "' is not supported: a chat template cannot load other templates");
     } else {
-      std::string message = "Encountered unknown tag '" + tag + "'.";
-      if (!tag_stack_.empty())
-        message += " The innermost block that needs to be closed is '" + tag_stack_.back() + "'.";
-      fail(message);
+      fail_unknown_tag(&tag);
     }
     if (pushes) tag_stack_.pop_back();
     return result;
@@ -365,7 +404,7 @@ class Parser {
         break;
     }
     if (!is_tuple) {
-      if (items.empty()) fail("expected an assignment target");
+      if (items.empty()) fail("Expected an expression, got '" + describe(cur()) + "'");
       return std::move(items[0]);
     }
     target.kind = Target::Kind::kTuple;
@@ -409,6 +448,7 @@ class Parser {
   }
 
   ExprPtr parse_expression(bool with_condexpr) {
+    Nesting nesting(*this);
     return with_condexpr ? parse_condexpr() : parse_or();
   }
 
@@ -454,6 +494,7 @@ class Parser {
   }
 
   ExprPtr parse_not() {
+    Nesting nesting(*this);
     if (is_name("not")) {
       auto e = make(Expr::Kind::kNot, next().offset);
       e->operand = parse_not();
@@ -529,6 +570,7 @@ class Parser {
   }
 
   ExprPtr parse_unary(bool with_filter) {
+    Nesting nesting(*this);
     ExprPtr node;
     if (is_op("-") || is_op("+")) {
       const Token& op = next();
@@ -777,11 +819,6 @@ class Parser {
       std::size_t offset = cur().offset;
       auto e = make(Expr::Kind::kFilter, offset);
       e->name = parse_dotted_name();
-      if (!filter_exists(e->name)) {
-        auto [line, column] = line_and_column(lexed_.source, offset);
-        throw ChatTemplateError("TemplateAssertionError", "No filter named '" + e->name + "'.",
-                                line, column);
-      }
       if (is_op("(")) e->arguments = parse_call_args();
       e->operand = std::move(node);
       node = std::move(e);
@@ -793,13 +830,8 @@ class Parser {
     next();  // 'is'
     auto e = make(Expr::Kind::kTest, cur().offset);
     e->negated = skip_name("not");
-    std::size_t name_offset = cur().offset;
+    e->offset = cur().offset;
     e->name = parse_dotted_name();
-    if (!test_exists(e->name)) {
-      auto [line, column] = line_and_column(lexed_.source, name_offset);
-      throw ChatTemplateError("TemplateAssertionError", "No test named '" + e->name + "'.", line,
-                              column);
-    }
     const Token& token = cur();
     bool primary_start = token.type == TokenType::kName || token.type == TokenType::kString ||
                          token.type == TokenType::kInteger || token.type == TokenType::kFloat ||
@@ -818,14 +850,99 @@ class Parser {
   const LexedTemplate& lexed_;
   std::size_t pos_ = 0;
   std::vector<std::string> tag_stack_;
+  std::vector<std::vector<std::string>> end_stack_;
   std::vector<Stmt*> macro_stack_;
   int loop_depth_ = 0;
+  int nesting_ = 0;
+};
+
+}  // namespace
+
+namespace {
+
+// Jinja2 rejects an unknown filter or test when it compiles the template, except inside an `if`
+// statement or an inline if-expression (a "soft" frame), where the error waits until the filter
+// or test is actually called.
+class NameChecker {
+ public:
+  explicit NameChecker(const std::string& source) : source_(source) {}
+
+  void body(const Body& statements, bool soft) {
+    for (const auto& s : statements) statement(*s, soft);
+  }
+
+ private:
+  void statement(const Stmt& s, bool soft) {
+    switch (s.kind) {
+      case Stmt::Kind::kOutput:
+      case Stmt::Kind::kBreak:
+      case Stmt::Kind::kContinue:
+        return;
+      case Stmt::Kind::kPrint:
+      case Stmt::Kind::kSet:
+        expr(s.expr.get(), soft);
+        return;
+      case Stmt::Kind::kIf:
+        for (const auto& c : s.conditions) expr(c.get(), true);
+        for (const auto& b : s.bodies) body(b, true);
+        body(s.else_body, true);
+        return;
+      case Stmt::Kind::kFor:
+        expr(s.expr.get(), soft);
+        expr(s.condition.get(), false);
+        body(s.bodies[0], false);
+        body(s.else_body, false);
+        return;
+      case Stmt::Kind::kCallBlock:
+        expr(s.expr.get(), soft);
+        [[fallthrough]];
+      case Stmt::Kind::kMacro:
+        for (const auto& p : s.params) expr(p.default_value.get(), false);
+        body(s.bodies[0], false);
+        return;
+      case Stmt::Kind::kSetBlock:
+      case Stmt::Kind::kFilterBlock:
+        expr(s.expr.get(), false);
+        body(s.bodies[0], false);
+        return;
+      case Stmt::Kind::kWith:
+        for (const auto& a : s.assignments) expr(a.second.get(), soft);
+        body(s.bodies[0], false);
+        return;
+      case Stmt::Kind::kScope:
+        body(s.bodies[0], false);
+        return;
+    }
+  }
+
+  void expr(const Expr* e, bool soft) {
+    if (!e) return;
+    if (e->kind == Expr::Kind::kCondition) soft = true;
+    if (!soft && e->kind == Expr::Kind::kFilter && !filter_exists(e->name)) fail("filter", *e);
+    if (!soft && e->kind == Expr::Kind::kTest && !test_exists(e->name)) fail("test", *e);
+    expr(e->operand.get(), soft);
+    for (const auto& item : e->items) expr(item.get(), soft);
+    for (const auto& p : e->arguments.positional) expr(p.get(), soft);
+    for (const auto& k : e->arguments.keyword) expr(k.second.get(), soft);
+    expr(e->arguments.star_args.get(), soft);
+    expr(e->arguments.star_kwargs.get(), soft);
+  }
+
+  [[noreturn]] void fail(const char* what, const Expr& e) const {
+    auto [line, column] = line_and_column(source_, e.offset);
+    throw ChatTemplateError("TemplateAssertionError",
+                            std::string("No ") + what + " named '" + e.name + "'.", line, column);
+  }
+
+  const std::string& source_;
 };
 
 }  // namespace
 
 Body parse(const LexedTemplate& lexed) {
-  return Parser(lexed).parse_template();
+  Body body = Parser(lexed).parse_template();
+  NameChecker(lexed.source).body(body, false);
+  return body;
 }
 
 }  // namespace vllm::jinja

@@ -6,17 +6,13 @@
 #include <string>
 
 #include "model/jinja/ast.hpp"
+#include "model/jinja/builtins.hpp"
 #include "model/jinja/lexer.hpp"
 
 namespace vllm::jinja {
 
 // Throws ChatTemplateError (TemplateSyntaxError, or TemplateAssertionError for an unknown filter
-// or test) naming the problem and its line/column.
+// or test outside an `if`, as Jinja2's compiler does) naming the problem and its line/column.
 Body parse(const LexedTemplate& lexed);
-
-// Whether a filter / test of this name exists (the parser rejects others, as Jinja2 does when
-// it compiles a template).
-bool filter_exists(const std::string& name);
-bool test_exists(const std::string& name);
 
 }  // namespace vllm::jinja

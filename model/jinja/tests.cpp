@@ -90,7 +90,7 @@ bool apply_test(const std::string& name, const Value& v, CallArgs& args) {
   }
   if (name == "filter") return filter_exists(one_arg("value").str());
   if (name == "test") return test_exists(one_arg("value").str());
-  raise("TemplateRuntimeError", "No test named '" + name + "'.");
+  raise("TemplateRuntimeError", "No test named '" + name + "' found.");
 }
 
 }  // namespace vllm::jinja

@@ -65,8 +65,13 @@ Value Value::new_namespace(Dict attributes) {
 
 namespace {
 
+// Deeper JSON is refused: every operation on a value recurses through it.
+constexpr int kMaxJsonDepth = 256;
+
 template <typename Json>
-Value value_from_json(const Json& json) {
+Value value_from_json(const Json& json, int depth = 0) {
+  if (depth > kMaxJsonDepth)
+    raise("ValueError", "JSON nested deeper than " + std::to_string(kMaxJsonDepth) + " levels");
   switch (json.type()) {
     case Json::value_t::null:
       return Value::none();
@@ -86,12 +91,12 @@ Value value_from_json(const Json& json) {
     case Json::value_t::array: {
       std::vector<Value> items;
       items.reserve(json.size());
-      for (const auto& item : json) items.push_back(value_from_json(item));
+      for (const auto& item : json) items.push_back(value_from_json(item, depth + 1));
       return Value::list(std::move(items));
     }
     case Json::value_t::object: {
       Dict d;
-      for (const auto& [k, v] : json.items()) d.set(Value(k), value_from_json(v));
+      for (const auto& [k, v] : json.items()) d.set(Value(k), value_from_json(v, depth + 1));
       return Value::dict(std::move(d));
     }
     default:

@@ -34,6 +34,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import traceback
 import zipfile
 
 import jinja2
@@ -351,6 +352,85 @@ def render_cases(env, template, full_text_limit):
     return {"cases": cases}
 
 
+# Malformed templates and template errors: (name, source, messages). Each records Python's
+# exception type, message and the template line it points at.
+ERROR_CASES = [
+    ("unclosed-if", "{% if messages %}\nno end", []),
+    ("unclosed-for", "{% for m in messages %}{{ m.role }}", []),
+    ("unclosed-print", "hello {{ messages", []),
+    ("unknown-tag", "line one\n{% frobnicate %}", []),
+    ("stray-endfor", "{% if true %}{% endfor %}{% endif %}", []),
+    ("unterminated-string", "{{ 'abc }}", []),
+    ("unterminated-comment", "{# never closed", []),
+    ("unterminated-raw", "{% raw %} never closed", []),
+    ("unknown-filter", "a\nb\n{{ messages | nosuchfilter }}", []),
+    ("unknown-test", "{% if messages is nosuchtest %}{% endif %}", []),
+    ("bad-expression", "line1\nline2\n{{ (1 + }}", []),
+    ("two-names", "{{ a b }}", []),
+    ("bad-bracket", "{{ [1, 2 }}", []),
+    ("empty-set", "{% set %}", []),
+    ("default-before-required", "{% macro m(a=1, b) %}{% endmacro %}", []),
+    ("dangling-operator", "{{ 1 + }}", []),
+    ("else-without-if", "{% else %}", []),
+    ("bad-char", "{{ 1 ? 2 }}", []),
+    ("chained-is", "{{ 1 is odd is even }}", []),
+    ("raise-exception", "{% if messages[0].role != 'system' %}{{ raise_exception('The first message must be a system message, got ' + messages[0].role) }}{% endif %}",
+     [{"role": "user", "content": "hi"}]),
+    ("raise-exception-line", "ok\n\n{%- for m in messages %}\n{%- if m.content is none %}\n{{- raise_exception('content missing in turn ' ~ loop.index) }}\n{%- endif %}\n{%- endfor %}",
+     [{"role": "user", "content": "a"}, {"role": "assistant", "content": None}]),
+    ("undefined-variable-attribute", "{{ nothing.attribute }}", []),
+    ("undefined-attribute-chain", "{{ messages[0].content.foo.bar }}", [{"role": "user", "content": "x"}]),
+    ("undefined-call", "{{ nothing() }}", []),
+    ("none-method", "{{ none.foo() }}", []),
+    ("str-plus-int", "{{ 'a' + 1 }}", []),
+    ("int-plus-str", "{{ 1 + 'a' }}", []),
+    ("list-plus-int", "{{ messages + 1 }}", []),
+    ("division-by-zero", "{{ 1 / 0 }}", []),
+    ("modulo-by-zero", "{{ 1 % 0 }}", []),
+    ("iterate-int", "{% for x in 5 %}{% endfor %}", []),
+    ("iterate-none", "{% for x in none %}{% endfor %}", []),
+    ("unsafe-append", "{{ messages.append(1) }}", []),
+    ("generator-length", "{{ messages | selectattr('role') | length }}", [{"role": "user", "content": "x"}]),
+    ("order-str-int", "{{ 'a' < 1 }}", []),
+    ("call-string", "{{ 'abc'() }}", []),
+    ("macro-too-many-args", "{% macro m(a) %}{{ a }}{% endmacro %}{{ m(1, 2) }}", []),
+    ("macro-unknown-kwarg", "{% macro m(a) %}{{ a }}{% endmacro %}{{ m(b=2) }}", []),
+    ("range-too-big", "{{ range(200000) | length }}", []),
+    ("tojson-undefined", "{{ [nothing] | tojson }}", []),
+    ("namespace-assign-on-dict", "{% set d = {} %}{% set d.x = 1 %}", []),
+    ("unpack-mismatch", "{% for a, b in [[1, 2, 3]] %}{% endfor %}", []),
+    ("int-filter-on-none-then-add", "{{ none + 1 }}", []),
+    ("string-in-int", "{{ 1 in 'abc' }}", []),
+    ("in-none", "{{ 'a' in none }}", []),
+    ("negate-string", "{{ -'a' }}", []),
+    ("split-empty-separator", "{{ 'abc'.split('') }}", []),
+    ("list-index-missing", "{{ [1, 2].index(5) }}", []),
+    ("dictsort-on-list", "{{ messages | dictsort }}", []),
+    ("items-on-list", "{{ messages | items | list }}", []),
+]
+
+
+def error_vectors(env):
+    out = []
+    for name, source, messages in ERROR_CASES:
+        entry = {"name": name, "source": source, "messages": messages}
+        try:
+            compiled = env.from_string(source)
+            entry["stage"] = "render"
+            compiled.render(messages=messages, tools=None, documents=None,
+                            add_generation_prompt=False, bos_token="<s>", eos_token="</s>")
+            raise SystemExit(f"error case {name} rendered without an error")
+        except jinja2.exceptions.TemplateSyntaxError as e:
+            entry.update(stage="compile", type=type(e).__name__, message=e.message, line=e.lineno)
+        except Exception as e:
+            entry["stage"] = entry.get("stage", "compile")
+            entry.update(type=type(e).__name__, message=str(e))
+            frames = [f for f in traceback.extract_tb(e.__traceback__) if f.filename == "<template>"]
+            entry["line"] = frames[-1].lineno if frames else 0
+        out.append(entry)
+    return out
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", default=os.path.expanduser(
@@ -363,6 +443,8 @@ def main():
     with open(os.path.join(OUT_DIR, "conversations.json"), "w", encoding="utf-8") as f:
         json.dump({"fixed_now": FIXED_NOW.isoformat(), "jinja2_version": jinja2.__version__,
                    "conversations": CONVERSATIONS}, f, ensure_ascii=False, indent=1)
+    with open(os.path.join(OUT_DIR, "errors.json"), "w", encoding="utf-8") as f:
+        json.dump({"cases": error_vectors(env)}, f, ensure_ascii=False, indent=1)
     groups = [("smollm2", smollm2_template(args.model), None),
               ("own", own_templates(), None),
               ("pypi", pypi_templates(args.wheel_cache), FULL_TEXT_CONVERSATIONS)]
