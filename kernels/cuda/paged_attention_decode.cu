@@ -15,6 +15,7 @@ namespace {
 
 constexpr int kDecodeThreads = 128;
 constexpr int kDecodeWarps = kDecodeThreads / 32;
+constexpr int kLoadBatch = 4;  // warp steps whose K (or V) loads are issued together
 
 // Scratch layout (floats): partial_max and partial_sum [num_seqs][num_heads][max_partitions],
 // then partial_out [num_seqs][num_heads][max_partitions][head_dim].
@@ -76,28 +77,33 @@ __global__ void __launch_bounds__(kDecodeThreads)
     return (block * args.block_size + token % args.block_size) * row_elements + head_offset;
   };
 
-  // Scores. The loop bound is warp-uniform so every lane joins the shuffles.
-  for (int base = start + warp * kTokensPerWarpStep; base < end;
-       base += kDecodeWarps * kTokensPerWarpStep) {
-    const int token = base + token_in_step;
-    const bool valid = token < end;
-    float k[8];
-    if (valid) {
-      unpack8<T>(*reinterpret_cast<const uint4*>(key_cache + cache_offset(token)), k);
-    } else {
-      VLLM_UNROLL
-      for (int j = 0; j < 8; ++j) k[j] = 0.0f;
+  // Scores. The loop bound is warp-uniform so every lane joins the shuffles; kLoadBatch warp steps
+  // load their K rows before any is used, so several loads are in flight per lane.
+  constexpr int kStride = kDecodeWarps * kTokensPerWarpStep;
+  for (int base = start + warp * kTokensPerWarpStep; base < end; base += kStride * kLoadBatch) {
+    uint4 k_bits[kLoadBatch];
+    VLLM_UNROLL
+    for (int u = 0; u < kLoadBatch; ++u) {
+      const int token = base + u * kStride + token_in_step;
+      k_bits[u] = token < end ? *reinterpret_cast<const uint4*>(key_cache + cache_offset(token))
+                              : make_uint4(0, 0, 0, 0);
     }
     VLLM_UNROLL
-    for (int h = 0; h < kMaxHeads; ++h) {
-      float dot = 0.0f;
+    for (int u = 0; u < kLoadBatch; ++u) {
+      const int token = base + u * kStride + token_in_step;
+      float k[8];
+      unpack8<T>(k_bits[u], k);
       VLLM_UNROLL
-      for (int j = 0; j < 8; ++j) dot += q[h][j] * k[j];
-      VLLM_UNROLL
-      for (int offset = kLanesPerToken / 2; offset > 0; offset >>= 1) {
-        dot += __shfl_xor_sync(0xffffffffu, dot, offset);
+      for (int h = 0; h < kMaxHeads; ++h) {
+        float dot = 0.0f;
+        VLLM_UNROLL
+        for (int j = 0; j < 8; ++j) dot += q[h][j] * k[j];
+        VLLM_UNROLL
+        for (int offset = kLanesPerToken / 2; offset > 0; offset >>= 1) {
+          dot += __shfl_xor_sync(0xffffffffu, dot, offset);
+        }
+        if (token < end && slice == 0) logits_s[h][token - start] = dot;
       }
-      if (valid && slice == 0) logits_s[h][token - start] = dot;
     }
   }
   __syncthreads();
@@ -129,17 +135,26 @@ __global__ void __launch_bounds__(kDecodeThreads)
     VLLM_UNROLL
     for (int j = 0; j < 8; ++j) acc[h][j] = 0.0f;
   }
-  for (int base = start + warp * kTokensPerWarpStep; base < end;
-       base += kDecodeWarps * kTokensPerWarpStep) {
-    const int token = base + token_in_step;
-    if (token >= end) continue;
-    float v[8];
-    unpack8<T>(*reinterpret_cast<const uint4*>(value_cache + cache_offset(token)), v);
+  for (int base = start + warp * kTokensPerWarpStep; base < end; base += kStride * kLoadBatch) {
+    uint4 v_bits[kLoadBatch];
     VLLM_UNROLL
-    for (int h = 0; h < kMaxHeads; ++h) {
-      const float p = logits_s[h][token - start];
+    for (int u = 0; u < kLoadBatch; ++u) {
+      const int token = base + u * kStride + token_in_step;
+      v_bits[u] = token < end ? *reinterpret_cast<const uint4*>(value_cache + cache_offset(token))
+                              : make_uint4(0, 0, 0, 0);
+    }
+    VLLM_UNROLL
+    for (int u = 0; u < kLoadBatch; ++u) {
+      const int token = base + u * kStride + token_in_step;
+      if (token >= end) continue;
+      float v[8];
+      unpack8<T>(v_bits[u], v);
       VLLM_UNROLL
-      for (int j = 0; j < 8; ++j) acc[h][j] += p * v[j];
+      for (int h = 0; h < kMaxHeads; ++h) {
+        const float p = logits_s[h][token - start];
+        VLLM_UNROLL
+        for (int j = 0; j < 8; ++j) acc[h][j] += p * v[j];
+      }
     }
   }
   // Sum the tokens of a warp step (lanes with the same slice), then the warps.
