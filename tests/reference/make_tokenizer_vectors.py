@@ -238,9 +238,10 @@ def train_bpe(normalizer, pre_tokenizer, texts, vocab_size, special_tokens, byte
     if pre_tokenizer is not None:
         tok.pre_tokenizer = pre_tokenizer
     alphabet = pre_tokenizers.ByteLevel.alphabet() if byte_level else []
+    # No limit_alphabet: pruning the alphabet breaks ties in hash order, which makes training
+    # non-deterministic; every character of the training text is kept instead.
     trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=special_tokens, initial_alphabet=alphabet,
-                                  show_progress=False, max_token_length=16,
-                                  limit_alphabet=1000 if byte_level else 250)
+                                  show_progress=False, max_token_length=16)
     tok.train_from_iterator(texts, trainer=trainer)
     return tok
 
