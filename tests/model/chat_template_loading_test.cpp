@@ -1,9 +1,12 @@
 // ChatTemplate loading: tokenizer_config.json (string or named list, picked as transformers
 // picks), the bundled GGUF's tokenizer.chat_template, and the render options.
+#include <atomic>
 #include <catch2/catch.hpp>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <thread>
+#include <vector>
 
 #include "model/chat_template.hpp"
 #include "tests/support/test_paths.hpp"
@@ -131,4 +134,25 @@ TEST_CASE("render options reach the template", "[chat_template][loading]") {
   CHECK_THROWS_AS(t.render(json::parse(R"({"role": "user"})"), options), vllm::ChatTemplateError);
   options.extra_kwargs = json::parse("[1]");
   CHECK_THROWS_AS(t.render(json::parse("[]"), options), vllm::ChatTemplateError);
+}
+
+TEST_CASE("one ChatTemplate renders from several threads at once", "[chat_template][loading]") {
+  std::ifstream in(vllm::test::reference_data("chat_templates/templates_own.json"));
+  json templates = json::parse(in)["templates"];
+  auto t = vllm::ChatTemplate::from_string(templates[0]["source"].get<std::string>());
+  json messages =
+      json::parse(R"([{"role": "system", "content": "s"}, {"role": "user", "content": "héllo"}])");
+  vllm::ChatTemplateOptions options;
+  options.add_generation_prompt = true;
+  const std::string expected = t.render(messages, options);
+  std::atomic<int> mismatches{0};
+  std::vector<std::thread> threads;
+  for (int i = 0; i < 4; ++i) {
+    threads.emplace_back([&] {
+      for (int k = 0; k < 200; ++k)
+        if (t.render(messages, options) != expected) ++mismatches;
+    });
+  }
+  for (auto& thread : threads) thread.join();
+  CHECK(mismatches == 0);
 }
