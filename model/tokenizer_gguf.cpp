@@ -31,6 +31,12 @@ enum TokenType : int64_t {
   kByte = 6,
 };
 
+constexpr std::string_view kDeepSeekV3Patterns[] = {
+    R"(\p{N}{1,3})",
+    "[\xE4\xB8\x80-\xE9\xBE\xA5\xE3\x81\x80-\xE3\x82\x9F\xE3\x82\xA0-\xE3\x83\xBF]+",  // [一-龥぀-ゟ゠-ヿ]+
+    R"([!"#$%&'()*+,\-./:;<=>?@\[\\\]^_`{|}~][A-Za-z]+|[^\r\n\p{L}\p{P}\p{S}]?[\p{L}\p{M}]+| ?[\p{P}\p{S}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)",
+};
+
 struct PreTokenizerChoice {
   PreTokenizer pre_tokenizer;
   bool nfc = false;            // Qwen2 normalizes to NFC
@@ -52,13 +58,21 @@ PreTokenizerChoice pre_tokenizer_for(const std::string& name) {
                  PreTokenizer::byte_level(false, false)}),
             true, false};
   }
+  if (name == "deepseek-v3") {
+    // DeepSeek-V3's tokenizer.json: numbers, CJK runs, then words/punctuation, then ByteLevel.
+    std::vector<PreTokenizer> steps;
+    for (std::string_view pattern : kDeepSeekV3Patterns)
+      steps.push_back(PreTokenizer::split_regex(pattern, SplitBehavior::kIsolated, false));
+    steps.push_back(PreTokenizer::byte_level(false, false));
+    return {PreTokenizer::sequence(std::move(steps))};
+  }
   if (name == "smollm" || name == "starcoder" || name == "refact") {
     return {PreTokenizer::sequence(
         {PreTokenizer::digits(true), PreTokenizer::byte_level(false, true)})};
   }
   throw TokenizerError(fmt::format(
       "GGUF tokenizer.ggml.pre '{}' is not supported (supported: default, gpt2, llama3, llama-v3, "
-      "llama-bpe, qwen2, smollm, starcoder, refact)",
+      "llama-bpe, qwen2, deepseek-v3, smollm, starcoder, refact)",
       name));
 }
 

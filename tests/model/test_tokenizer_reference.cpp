@@ -153,6 +153,14 @@ TEST_CASE("GGUF tokenizers match Hugging Face on the corpus", "[tokenizer][refer
     const auto gguf = vllm::GgufFile::open(data_path("qwen2_bpe.gguf"));
     check_against_reference(Tokenizer::from_gguf(gguf), "qwen2.jsonl");
   }
+  SECTION("gpt2 GGUF with pre gpt2") {
+    const auto gguf = vllm::GgufFile::open(data_path("gpt2_bpe.gguf"));
+    check_against_reference(Tokenizer::from_gguf(gguf), "gpt2.jsonl");
+  }
+  SECTION("gpt2 GGUF with pre deepseek-v3") {
+    const auto gguf = vllm::GgufFile::open(data_path("deepseek_bpe.gguf"));
+    check_against_reference(Tokenizer::from_gguf(gguf), "deepseek.jsonl");
+  }
   SECTION("SmolLM2 (the bundled model)") {
     const auto path = vllm::test::bundled_model_path();
     REQUIRE(std::filesystem::exists(path));

@@ -14,7 +14,8 @@ Writes under tests/reference/data/tokenizers/:
                                refresh it; it is committed)
   <name>.gguf                  GGUF files with only tokenizer.ggml.* metadata, written with the
                                `gguf` package from a trained tokenizer (llama/SPM-style and gpt2
-                               byte-level with pre "llama-bpe" / "qwen2")
+                               byte-level with pre "llama-bpe" / "qwen2" / "gpt2" / "deepseek-v3",
+                               tested against the vectors of the tokenizer.json they came from)
   <name>.jsonl                 a header {"prefix": ids, "suffix": ids} (what the post-processor
                                adds), then for every corpus string: {"ids": encode(s) with special
                                tokens} plus, only where they differ, "plain" (encode without
@@ -545,6 +546,8 @@ def main():
     # These two are tested against llama3.jsonl / qwen2.jsonl: same tokenizer, other container.
     write_bpe_gguf(styles["llama3"], os.path.join(OUT, "llama3_bpe.gguf"), "llama-bpe", True)
     write_bpe_gguf(styles["qwen2"], os.path.join(OUT, "qwen2_bpe.gguf"), "qwen2", False)
+    write_bpe_gguf(styles["gpt2"], os.path.join(OUT, "gpt2_bpe.gguf"), "gpt2", False)
+    write_bpe_gguf(styles["deepseek"], os.path.join(OUT, "deepseek_bpe.gguf"), "deepseek-v3", True)
     write_bad_ggufs()
     print("wrote GGUF fixtures")
 
