@@ -55,6 +55,12 @@ void paged_attention_decode(const PagedAttentionArgs& args, void* workspace, cud
 // query row against its sequence's cached keys.
 void paged_attention_prefill(const PagedAttentionArgs& args, cudaStream_t stream);
 
+// One step's attention over a batch ordered decode-first, as the scheduler orders it: sequences
+// [0, num_decode_seqs) have one query token each and take the split decode kernel, the rest take
+// the prefill kernel. `workspace`: paged_attention_decode_workspace_bytes(args) bytes.
+void paged_attention_mixed(const PagedAttentionArgs& args, int num_decode_seqs, void* workspace,
+                           cudaStream_t stream);
+
 // The prefill implementations: kMmaSync keeps S, P and O in registers (FlashAttention-2 style,
 // the default); kWmma is the first, simpler tensor-core kernel (O in shared memory), kept as a
 // fallback. The two-argument overload uses default_prefill_kernel(): kMmaSync unless the

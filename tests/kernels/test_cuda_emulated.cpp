@@ -12,6 +12,7 @@
 #include "kernels/cuda/device_sampler.cu"
 #include "kernels/cuda/embedding.cu"
 #include "kernels/cuda/paged_attention_decode.cu"
+#include "kernels/cuda/paged_attention_mixed.cpp"
 #include "kernels/cuda/paged_attention_prefill.cu"
 #include "kernels/cuda/paged_attention_prefill_mma.cu"
 #include "kernels/cuda/rms_norm.cu"
@@ -68,11 +69,9 @@ void run_emulated_attention(const AttentionConfig& config, uint32_t seed) {
   }
 
   std::fill(out.begin(), out.end(), uint16_t{0xFFFF});
-  const vllm::cuda::PagedAttentionArgs decode_args = host_args(p, out, 0, decodes);
-  std::vector<float> workspace(vllm::cuda::paged_attention_decode_workspace_bytes(decode_args) / 4 +
-                               1);
-  vllm::cuda::paged_attention_decode(decode_args, workspace.data(), nullptr);
-  vllm::cuda::paged_attention_prefill(host_args(p, out, decodes, num_seqs - decodes), nullptr);
+  const vllm::cuda::PagedAttentionArgs all = host_args(p, out, 0, num_seqs);
+  std::vector<float> workspace(vllm::cuda::paged_attention_decode_workspace_bytes(all) / 4 + 1);
+  vllm::cuda::paged_attention_mixed(all, decodes, workspace.data(), nullptr);
   check_output(p, out, "emulated decode kernel + prefill kernel");
 }
 

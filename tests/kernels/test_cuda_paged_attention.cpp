@@ -82,10 +82,9 @@ void run_config(const AttentionConfig& config, uint32_t seed) {
 
   // 2. Decode kernel for the decode sequences, prefill kernel for the rest (how a step runs).
   dev.out.poison();
-  const vllm::cuda::PagedAttentionArgs decode_args = args_for(p, dev, 0, decodes);
-  DeviceBuffer<uint8_t> workspace(vllm::cuda::paged_attention_decode_workspace_bytes(decode_args));
-  vllm::cuda::paged_attention_decode(decode_args, workspace.get(), nullptr);
-  vllm::cuda::paged_attention_prefill(args_for(p, dev, decodes, num_seqs - decodes), nullptr);
+  const vllm::cuda::PagedAttentionArgs all = args_for(p, dev, 0, num_seqs);
+  DeviceBuffer<uint8_t> workspace(vllm::cuda::paged_attention_decode_workspace_bytes(all));
+  vllm::cuda::paged_attention_mixed(all, decodes, workspace.get(), nullptr);
   synchronize();
   check_output(p, dev.out.download(), "decode kernel + prefill kernel");
 }
