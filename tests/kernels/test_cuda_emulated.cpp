@@ -4,7 +4,14 @@
 // GPU. Numerics differ from the GPU only in math-library rounding.
 #include <catch2/catch.hpp>
 
-#if VLLM_HAVE_CUDA
+// Sanitizers do not follow ucontext fiber switches: the emulation runs in plain builds only.
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define VLLM_EMULATION_UNDER_SANITIZER 1
+#else
+#define VLLM_EMULATION_UNDER_SANITIZER 0
+#endif
+
+#if VLLM_HAVE_CUDA && !VLLM_EMULATION_UNDER_SANITIZER
 
 #include "tests/kernels/cuda_emulation.hpp"
 // Everything below lives in namespace vllm_emulated, apart from the real kernels' symbols.
