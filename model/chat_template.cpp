@@ -4,6 +4,7 @@
 #include <sstream>
 
 #include "model/gguf.hpp"
+#include "model/jinja/builtins.hpp"
 
 namespace vllm {
 namespace {
@@ -88,6 +89,57 @@ ChatTemplate ChatTemplate::from_gguf(const std::filesystem::path& path) {
   return t;
 }
 
+namespace {
+
+// transformers' continue_final_message: keep the render up to the end of the final message's
+// text (its last text block when the content is a list of parts).
+std::string cut_after_final_message(const std::string& rendered,
+                                    const nlohmann::ordered_json& messages) {
+  if (messages.empty() || !messages.back().is_object())
+    throw ChatTemplateError("ValueError",
+                            "continue_final_message is set but there is no final message");
+  const auto& content =
+      messages.back().contains("content") ? messages.back()["content"] : nlohmann::ordered_json();
+  std::string final_message;
+  if (content.is_string()) {
+    final_message = content.get<std::string>();
+  } else if (content.is_array()) {
+    bool found = false;
+    for (auto it = content.rbegin(); it != content.rend() && !found; ++it) {
+      if (it->is_object() && it->contains("text") && (*it)["text"].is_string()) {
+        final_message = (*it)["text"].get<std::string>();
+        found = true;
+      }
+    }
+    if (!found)
+      throw ChatTemplateError("ValueError",
+                              "continue_final_message is set but we could not find any text to "
+                              "continue in the final message!");
+  } else {
+    throw ChatTemplateError("ValueError",
+                            "continue_final_message is set but the final message has no text");
+  }
+  using jinja::Value;
+  std::string stripped = jinja::py_strip(final_message, Value::none(), true, true);
+  std::string left_stripped = jinja::py_strip(final_message, Value::none(), true, false);
+  std::size_t location = rendered.rfind(stripped);
+  if (location == std::string::npos)
+    throw ChatTemplateError(
+        "ValueError",
+        "continue_final_message is set but the final message does not appear in the chat after "
+        "applying the chat template! This can happen if the chat template deletes portions of the "
+        "final message. Please verify the chat template and final message in your chat to ensure "
+        "they are compatible.");
+  // Python compares rendered[location : location + len(lstripped)] with the whole message: only
+  // a message without leading whitespace can match, and then its trailing whitespace is kept.
+  if (left_stripped.size() == final_message.size() &&
+      rendered.compare(location, final_message.size(), final_message) == 0)
+    return rendered.substr(0, location + final_message.size());
+  return rendered.substr(0, location + stripped.size());
+}
+
+}  // namespace
+
 const ChatTemplate::Named& ChatTemplate::select(const ChatTemplateOptions& options) const {
   auto find = [&](const std::string& name) -> const Named* {
     for (const auto& t : templates_)
@@ -127,6 +179,11 @@ std::string ChatTemplate::render(const nlohmann::json& messages,
 std::string ChatTemplate::render(const nlohmann::ordered_json& messages,
                                  const ChatTemplateOptions& options) const {
   const Named& chosen = select(options);
+  if (options.continue_final_message && options.add_generation_prompt)
+    throw ChatTemplateError("ValueError",
+                            "continue_final_message and add_generation_prompt are not compatible: "
+                            "continue_final_message continues the final message, "
+                            "add_generation_prompt starts a new assistant message");
   if (!messages.is_array())
     throw ChatTemplateError("TypeError", "messages must be a list of message objects");
   if (!options.extra_kwargs.is_null() && !options.extra_kwargs.is_object())
@@ -147,7 +204,9 @@ std::string ChatTemplate::render(const nlohmann::ordered_json& messages,
   } catch (const jinja::RuntimeError& e) {
     throw ChatTemplateError(e.kind, e.detail);
   }
-  return chosen.compiled.render(context, options.now);
+  std::string rendered = chosen.compiled.render(context, options.now);
+  if (options.continue_final_message) rendered = cut_after_final_message(rendered, messages);
+  return rendered;
 }
 
 }  // namespace vllm

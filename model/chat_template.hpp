@@ -22,6 +22,9 @@ namespace vllm {
 
 struct ChatTemplateOptions {
   bool add_generation_prompt = false;
+  // Cut the render right after the final message's text so the model continues that message
+  // (transformers' continue_final_message; incompatible with add_generation_prompt).
+  bool continue_final_message = false;
   // nullopt: the token the template was loaded with (tokenizer_config.json / GGUF), else "".
   std::optional<std::string> bos_token;
   std::optional<std::string> eos_token;

@@ -156,3 +156,19 @@ TEST_CASE("one ChatTemplate renders from several threads at once", "[chat_templa
   for (auto& thread : threads) thread.join();
   CHECK(mismatches == 0);
 }
+
+TEST_CASE("continue_final_message cuts after the final message", "[chat_template][loading]") {
+  auto t = vllm::ChatTemplate::from_string(
+      "{% for m in messages %}<{{ m.role }}>{{ m.content }}</{{ m.role }}>{% endfor %}");
+  json messages = json::parse(
+      R"([{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Sure, "}])");
+  vllm::ChatTemplateOptions options;
+  options.continue_final_message = true;
+  CHECK(t.render(messages, options) == "<user>Hi</user><assistant>Sure, ");
+  options.add_generation_prompt = true;
+  CHECK_THROWS_WITH(t.render(messages, options), Catch::Contains("not compatible"));
+  auto dropping = vllm::ChatTemplate::from_string("{{ messages[0].content }}");
+  options.add_generation_prompt = false;
+  CHECK_THROWS_WITH(dropping.render(messages, options),
+                    Catch::Contains("final message does not appear"));
+}

@@ -74,6 +74,7 @@ void check_group(const std::string& file, Tally& tally) {
       const json& conversation = conversations[c["conversation"].get<std::size_t>()];
       vllm::ChatTemplateOptions options;
       options.add_generation_prompt = c["add_generation_prompt"];
+      options.continue_final_message = c.value("continue_final_message", false);
       options.bos_token = t["bos_token"].get<std::string>();
       options.eos_token = t["eos_token"].get<std::string>();
       options.tools = conversation["tools"];

@@ -325,6 +325,29 @@ def own_templates():
 
 # ---- rendering ----------------------------------------------------------------------------------
 
+def continue_final_message(rendered, messages):
+    """transformers' apply_chat_template(continue_final_message=True): cut the render right
+    after the final message's text so the model continues it."""
+    final_message = messages[-1]["content"]
+    if isinstance(final_message, (list, tuple)):
+        for block in reversed(final_message):
+            if "text" in block:
+                final_message = block["text"]
+                break
+        else:
+            raise ValueError("continue_final_message is set but we could not find any text to "
+                             "continue in the final message!")
+    if final_message.strip() not in rendered:
+        raise ValueError("continue_final_message is set but the final message does not appear in "
+                         "the chat after applying the chat template! This can happen if the chat "
+                         "template deletes portions of the final message. Please verify the chat "
+                         "template and final message in your chat to ensure they are compatible.")
+    location = rendered.rindex(final_message.strip())
+    if rendered[location:location + len(final_message.lstrip())] == final_message:
+        return rendered[:location + len(final_message.lstrip())]
+    return rendered[:location + len(final_message.strip())]
+
+
 def render_cases(env, template, full_text_limit):
     try:
         compiled = env.from_string(template["source"])
@@ -332,14 +355,21 @@ def render_cases(env, template, full_text_limit):
         return {"compile_error": {"type": type(e).__name__, "message": str(e)}}
     cases = []
     for index, conv in enumerate(CONVERSATIONS):
-        for add_generation_prompt in (False, True):
+        ends_with_assistant = bool(conv["messages"]) and conv["messages"][-1]["role"] == "assistant"
+        for add_generation_prompt, cont in ((False, False), (True, False), (False, True)):
+            if cont and not ends_with_assistant:
+                continue
             case = {"conversation": index, "add_generation_prompt": add_generation_prompt}
+            if cont:
+                case["continue_final_message"] = True
             context = {"bos_token": template["bos_token"], "eos_token": template["eos_token"],
                        **conv["kwargs"]}
             try:
                 text = compiled.render(messages=conv["messages"], tools=conv["tools"],
                                        documents=conv["documents"],
                                        add_generation_prompt=add_generation_prompt, **context)
+                if cont:
+                    text = continue_final_message(text, conv["messages"])
                 if full_text_limit is None or index < full_text_limit:
                     case["output"] = text
                 else:
