@@ -4,21 +4,26 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <filesystem>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "apps/command_line.hpp"
 #include "apps/subcommands.hpp"
 #include "kernels/cpu/cpu_threads.hpp"
+#include "model/gguf.hpp"
 #include "model/kv_cache.hpp"
 #include "model/llama_model.hpp"
 #include "model/model_loader.hpp"
 #include "model/sampler.hpp"
+#include "model/tokenizer.hpp"
 
 namespace vllm::apps {
 namespace {
 
 constexpr FlagSpec kFlags[] = {
+    {"--prompt", true, "the prompt text (tokenized with the model's tokenizer)"},
     {"--prompt-token-ids", true, "the prompt as comma-separated token ids, e.g. 1,2,3"},
     {"--max-tokens", true, "tokens to generate (default 16)"},
     {"--temperature", true, "0 = greedy (default: the model's generation config, else 1.0)"},
@@ -79,6 +84,24 @@ ForwardBatch sequence_batch(const std::vector<int32_t>& tokens, int64_t begin, i
   return batch;
 }
 
+// The model's tokenizer: tokenizer.json of a Hugging Face directory, or a GGUF's metadata.
+// Empty when the checkpoint has none.
+std::optional<Tokenizer> load_tokenizer(const std::filesystem::path& model) {
+  std::filesystem::path dir = model;
+  if (!std::filesystem::is_directory(model)) {
+    if (model.filename() != "config.json") {
+      if (detect_load_format(model) == LoadFormat::kGguf) {
+        return Tokenizer::from_gguf(GgufFile::open(model));
+      }
+    }
+    dir = model.parent_path();
+  }
+  if (std::filesystem::exists(dir / "tokenizer.json")) {
+    return Tokenizer::from_tokenizer_json(dir / "tokenizer.json");
+  }
+  return std::nullopt;
+}
+
 std::string join(const std::vector<int32_t>& ids) {
   std::string out;
   for (size_t i = 0; i < ids.size(); ++i) out += (i ? "," : "") + std::to_string(ids[i]);
@@ -90,17 +113,34 @@ std::string join(const std::vector<int32_t>& ids) {
 int run_generate(const Args& raw_args) {
   const ParsedArgs args = ParsedArgs::parse(raw_args, kFlags);
   if (args.has("--help")) {
-    std::printf("usage: vllm-cpp generate MODEL --prompt-token-ids IDS [flags]\n\n%s",
-                flags_help(kFlags).c_str());
+    std::printf(
+        "usage: vllm-cpp generate MODEL (--prompt TEXT | --prompt-token-ids IDS) [flags]\n\n%s",
+        flags_help(kFlags).c_str());
     return 0;
   }
   if (args.positionals().size() != 1) {
     throw UsageError("expected exactly one MODEL (a GGUF file or a Hugging Face directory)");
   }
   const std::string model_path = args.positionals()[0];
+  if (args.has("--prompt") == args.has("--prompt-token-ids")) {
+    throw UsageError(
+        "give the prompt as --prompt TEXT or as --prompt-token-ids 1,2,3 (one of them)");
+  }
+  const std::optional<Tokenizer> tokenizer = load_tokenizer(model_path);
   std::vector<int32_t> prompt;
-  for (int64_t id : args.int_list("--prompt-token-ids")) prompt.push_back(static_cast<int32_t>(id));
-  if (prompt.empty()) throw UsageError("--prompt-token-ids is required (e.g. 1,2,3)");
+  if (args.has("--prompt")) {
+    if (!tokenizer) {
+      throw UsageError(model_path +
+                       " has no tokenizer (tokenizer.json or GGUF tokenizer "
+                       "metadata): use --prompt-token-ids");
+    }
+    prompt = tokenizer->encode(*args.value("--prompt"));
+  } else {
+    for (int64_t id : args.int_list("--prompt-token-ids")) {
+      prompt.push_back(static_cast<int32_t>(id));
+    }
+  }
+  if (prompt.empty()) throw UsageError("the prompt is empty");
 
   const int threads = static_cast<int>(args.int_value("--threads", 0));
   set_cpu_num_threads(threads);
@@ -168,6 +208,7 @@ int run_generate(const Args& raw_args) {
 
   std::printf("prompt: %zu tokens\n", prompt.size());
   std::printf("output token ids: %s\n", join(output).c_str());
+  if (tokenizer) std::printf("output text: %s\n", tokenizer->decode(output).c_str());
   std::printf("prefill: %zu tokens in %.3f s = %.1f tokens/s\n", prompt.size(), prefill_s,
               static_cast<double>(prompt.size()) / prefill_s);
   if (decode_steps > 0) {

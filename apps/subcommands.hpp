@@ -9,7 +9,7 @@ namespace vllm::apps {
 
 using Args = std::vector<std::string>;
 
-// vllm-cpp generate MODEL --prompt-token-ids 1,2,3 [--max-tokens N ...]
+// vllm-cpp generate MODEL (--prompt TEXT | --prompt-token-ids 1,2,3) [--max-tokens N ...]
 int run_generate(const Args& args);
 
 }  // namespace vllm::apps
