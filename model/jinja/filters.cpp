@@ -13,12 +13,13 @@ namespace vllm::jinja {
 namespace {
 
 constexpr const char* kFilters[] = {
-    "abs",      "attr",       "batch",  "capitalize", "center",  "count",       "d",      "default",
-    "dictsort", "e",          "escape", "first",      "float",   "forceescape", "format", "indent",
-    "int",      "items",      "join",   "last",       "length",  "list",        "lower",  "map",
-    "max",      "min",        "reject", "rejectattr", "replace", "reverse",     "round",  "safe",
-    "select",   "selectattr", "slice",  "sort",       "string",  "sum",         "title",  "tojson",
-    "trim",     "unique",     "upper",  "wordcount"};
+    "abs",     "attr",     "batch",    "capitalize", "center", "count",      "d",
+    "default", "dictsort", "e",        "escape",     "first",  "float",      "forceescape",
+    "format",  "indent",   "int",      "items",      "join",   "last",       "length",
+    "list",    "lower",    "map",      "max",        "min",    "reject",     "rejectattr",
+    "replace", "reverse",  "round",    "safe",       "select", "selectattr", "slice",
+    "sort",    "string",   "sum",      "title",      "tojson", "trim",       "truncate",
+    "unique",  "upper",    "wordcount"};
 
 Value generator(std::vector<Value> items) {
   return Value::list(std::move(items), ListKind::kGenerator);
@@ -413,6 +414,24 @@ Value apply_filter(const std::string& name, const Value& value, CallArgs& args) 
     CallArgs method_args;
     method_args.positional = {a.get_or(0, Value(80))};
     return call(get_attribute(Value(value.str()), "center"), method_args);
+  }
+  if (name == "truncate") {
+    BoundArgs a(name, args, {"length", "killwords", "end", "leeway"});
+    std::string s = value.str();
+    std::int64_t length = a.get_or(0, Value(255)).as_int();
+    std::string end = a.get_or(2, Value("...")).str();
+    std::int64_t leeway = a.get_or(3, Value(5)).as_int();
+    auto end_length = static_cast<std::int64_t>(unicode::length(end));
+    if (length < end_length)
+      raise("AssertionError",
+            "expected length >= " + std::to_string(end_length) + ", got " + std::to_string(length));
+    if (leeway < 0) raise("AssertionError", "expected leeway >= 0, got " + std::to_string(leeway));
+    if (static_cast<std::int64_t>(unicode::length(s)) <= length + leeway) return Value(s);
+    std::string head =
+        slice(Value(s), Value(0), Value(length - end_length), Value::none()).as_string();
+    if (a.get_or(1, Value(false)).truthy()) return Value(head + end);
+    std::size_t space = head.rfind(' ');
+    return Value((space == std::string::npos ? head : head.substr(0, space)) + end);
   }
   if (name == "wordcount") {
     std::int64_t words = 0;

@@ -26,6 +26,7 @@ const Value* Dict::find(const std::string& key) const {
 }
 
 void Dict::set(Value key, Value value) {
+  depth_ = std::max(depth_, value.depth());
   for (auto& [k, v] : entries_) {
     if (equals(k, key)) {
       v = std::move(value);
@@ -46,11 +47,55 @@ Value Value::none() {
   return Value(Data(NoneData{}));
 }
 
+namespace {
+
+// Recursive operations (repr, ==, <, JSON) stop here; a namespace can contain itself.
+thread_local int recursion_depth = 0;
+
+class RecursionGuard {
+ public:
+  RecursionGuard() {
+    if (++recursion_depth > 1000) {
+      --recursion_depth;
+      raise("RecursionError", "maximum recursion depth exceeded (a value contains itself?)");
+    }
+  }
+  ~RecursionGuard() { --recursion_depth; }
+  RecursionGuard(const RecursionGuard&) = delete;
+  RecursionGuard& operator=(const RecursionGuard&) = delete;
+};
+
+std::uint32_t checked_depth(std::uint32_t depth) {
+  if (depth > Value::kMaxValueDepth)
+    raise("RecursionError",
+          "values nested deeper than " + std::to_string(Value::kMaxValueDepth) + " levels");
+  return depth;
+}
+
+}  // namespace
+
+std::uint32_t Value::depth() const {
+  switch (kind()) {
+    case Kind::kList:
+      return std::get<ListData>(data_).depth;
+    case Kind::kDict:
+      return as_dict().depth() + 1;
+    case Kind::kNamespace:
+      return as_namespace().attributes.depth() + 1;
+    default:
+      return 0;
+  }
+}
+
 Value Value::list(std::vector<Value> items, ListKind kind) {
-  return Value(Data(ListData{std::make_shared<const std::vector<Value>>(std::move(items)), kind}));
+  std::uint32_t depth = 0;
+  for (const auto& item : items) depth = std::max(depth, item.depth());
+  return Value(Data(ListData{std::make_shared<const std::vector<Value>>(std::move(items)), kind,
+                             checked_depth(depth + 1)}));
 }
 
 Value Value::dict(Dict dict) {
+  checked_depth(dict.depth() + 1);
   return Value(Data(std::make_shared<const Dict>(std::move(dict))));
 }
 
@@ -60,6 +105,7 @@ Value Value::callable(std::string name, NativeFunction function, bool is_macro) 
 }
 
 Value Value::new_namespace(Dict attributes) {
+  checked_depth(attributes.depth() + 1);
   return Value(Data(std::make_shared<Namespace>(Namespace{std::move(attributes)})));
 }
 
@@ -259,6 +305,7 @@ std::string Value::str() const {
 }
 
 std::string Value::repr() const {
+  RecursionGuard guard;
   switch (kind()) {
     case Kind::kUndefined:
       return "Undefined";
@@ -364,6 +411,7 @@ std::vector<Value> Value::iterate() const {
 
 bool equals(const Value& a, const Value& b) {
   using Kind = Value::Kind;
+  RecursionGuard guard;
   if (a.is_number() && b.is_number()) {
     if (a.is_float() || b.is_float()) return a.as_float() == b.as_float();
     return a.as_int() == b.as_int();
@@ -405,6 +453,7 @@ bool equals(const Value& a, const Value& b) {
 }
 
 bool less_than(const Value& a, const Value& b) {
+  RecursionGuard guard;
   if (a.is_number() && b.is_number()) {
     if (a.is_float() || b.is_float()) return a.as_float() < b.as_float();
     return a.as_int() < b.as_int();
@@ -520,6 +569,7 @@ struct JsonWriter {
   }
 
   void write(const Value& value, int level) {
+    RecursionGuard guard;
     switch (value.kind()) {
       case Value::Kind::kNone:
         out += "null";

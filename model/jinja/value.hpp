@@ -41,9 +41,12 @@ class Dict {
   void set(Value key, Value value);
   std::size_t size() const { return entries_.size(); }
   const std::vector<std::pair<Value, Value>>& entries() const { return entries_; }
+  // How deeply containers nest inside (0: no container values).
+  std::uint32_t depth() const { return depth_; }
 
  private:
   std::vector<std::pair<Value, Value>> entries_;
+  std::uint32_t depth_ = 0;
 };
 
 struct Namespace {
@@ -103,6 +106,10 @@ class Value {
   bool is_number() const { return is_integral() || is_float(); }
   // A list, tuple or generator.
   ListKind list_kind() const;
+  // Container nesting depth (0 for scalars). Building a value nested deeper than
+  // kMaxValueDepth raises RecursionError, so recursive operations and destructors stay shallow.
+  std::uint32_t depth() const;
+  static constexpr std::uint32_t kMaxValueDepth = 512;
 
   bool as_bool() const { return std::get<bool>(data_); }
   std::int64_t as_int() const;  // int or bool
@@ -134,6 +141,7 @@ class Value {
   struct ListData {
     std::shared_ptr<const std::vector<Value>> items;
     ListKind kind;
+    std::uint32_t depth;
   };
   using Data = std::variant<UndefinedData, NoneData, bool, std::int64_t, double, std::string,
                             ListData, std::shared_ptr<const Dict>, std::shared_ptr<const Callable>,

@@ -152,3 +152,17 @@ TEST_CASE("mutated real templates fail cleanly or render", "[chat_template][erro
   CHECK(attempts > 1000);
   CHECK(rendered > 0);
 }
+
+TEST_CASE("values built too deep or containing themselves are errors", "[chat_template][errors]") {
+  auto deep = vllm::ChatTemplate::from_string(
+      "{% set ns = namespace(x=[]) %}{% for i in range(100000) %}{% set ns.x = [ns.x] %}"
+      "{% endfor %}{{ ns.x | length }}");
+  CHECK_THROWS_WITH(deep.render(nlohmann::json::array(), {}), Catch::Contains("RecursionError"));
+  auto cycle =
+      vllm::ChatTemplate::from_string("{% set ns = namespace() %}{% set ns.me = ns %}{{ ns }}");
+  CHECK_THROWS_WITH(cycle.render(nlohmann::json::array(), {}), Catch::Contains("RecursionError"));
+  std::string deep_json(1000, '[');
+  deep_json += std::string(1000, ']');
+  auto t = vllm::ChatTemplate::from_string("{{ messages }}");
+  CHECK_THROWS_AS(t.render(nlohmann::json::parse(deep_json), {}), vllm::ChatTemplateError);
+}
