@@ -273,6 +273,10 @@ void HttpServer::start(std::function<void()> on_listening,
                       .address(o.host)
                       .port(o.port)
                       .max_parallel_connections(o.max_connections)
+                      // Room for one more request keeps RESTinio reading the socket while a
+                      // response is in progress, so a client that hangs up is noticed at once
+                      // (EOF) rather than at the next failed write.
+                      .max_pipelined_requests(2)
                       .read_next_http_message_timelimit(o.read_timeout)
                       .write_http_response_timelimit(o.write_timeout)
                       .handle_request_timeout(o.handle_timeout)
