@@ -160,3 +160,14 @@ TEST_CASE("tokenizer_config.json beside tokenizer.json names BOS/EOS/PAD", "[tok
                       Contains("tokenizer_config.json' is not a valid JSON object"));
   std::filesystem::remove_all(dir);
 }
+
+TEST_CASE("invalid UTF-8 input is read as U+FFFD, never a crash", "[tokenizer]") {
+  const auto tokenizer = Tokenizer::from_tokenizer_json(vllm::test::reference_data("tokenizers") /
+                                                        "gpt2" / "tokenizer.json");
+  CHECK(tokenizer.encode("\xFF abc \xE2\x82") == tokenizer.encode("\xEF\xBF\xBD abc \xEF\xBF\xBD"));
+  std::string bytes;
+  for (int i = 0; i < 4096; ++i) bytes.push_back(static_cast<char>((i * 7919) & 0xFF));
+  const auto ids = tokenizer.encode(bytes);
+  CHECK_FALSE(ids.empty());
+  CHECK(tokenizer.decode(ids) == tokenizer.decode(tokenizer.encode(tokenizer.decode(ids))));
+}
