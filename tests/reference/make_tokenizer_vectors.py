@@ -141,7 +141,7 @@ def build_corpus():
     for _ in range(40):
         corpus.append("".join(rng.choice(WHITESPACE) for _ in range(rng.randint(2, 40))) + rng.choice(ENGLISH))
     # Special-token text embedded in text, with and without spaces around.
-    for _ in range(150):
+    for _ in range(120):
         parts = []
         for _ in range(rng.randint(2, 6)):
             kind = rng.random()
@@ -158,19 +158,19 @@ def build_corpus():
     for _ in range(40):
         corpus.append(f"<|im_start|>system\nYou are helpful.<|im_end|>\n<|im_start|>user\n{rng.choice(ENGLISH)}<|im_end|>\n<|im_start|>assistant\n")
     # Emoji sequences and emoji inside text.
-    for _ in range(100):
+    for _ in range(50):
         corpus.append("".join(rng.choice(EMOJI) for _ in range(rng.randint(1, 5))) + rng.choice(["", " ", " ok", "!"]) )
         corpus.append(rng.choice(ENGLISH)[:20] + rng.choice(EMOJI) + rng.choice(ENGLISH)[-15:])
     # Combining marks in words, NFC and NFD forms of the same text.
     for text in list(SCRIPTS.values()) + ENGLISH[:3]:
         corpus.append(unicodedata.normalize("NFD", text))
         corpus.append(unicodedata.normalize("NFKD", text))
-    for _ in range(100):
+    for _ in range(60):
         base = rng.choice("aeiouAEIOUnczs")
         marks = "".join(chr(rng.randint(0x300, 0x36F)) for _ in range(rng.randint(1, 6)))
         corpus.append(rng.choice(["", "x", "The "]) + base + marks + rng.choice(["", "b", " end"]))
     # Digits in context.
-    for _ in range(120):
+    for _ in range(80):
         number = "".join(rng.choice("0123456789") for _ in range(rng.randint(1, 25)))
         corpus.append(rng.choice(["", "x", "abc", " ", "$", "v"]) + number + rng.choice(["", ".", " apples", "%", "px", "\n"]))
     # Code fragments and their lines.
@@ -194,13 +194,13 @@ def build_corpus():
             if not 0xD800 <= cp <= 0xDFFF:
                 return chr(cp)
 
-    for _ in range(500):
+    for _ in range(400):
         n = rng.randint(1, 40)
         s = "".join(random_char() if rng.random() < 0.7 else rng.choice(" aeiou\n\t0123456789.,'") for _ in range(n))
         corpus.append(s)
     # Random mixtures of everything.
     pools = [ENGLISH, CODE, DIGITS, SPECIAL_TEXT, INVALIDISH, EMOJI, COMBINING, WHITESPACE, list(SCRIPTS.values())]
-    while len(corpus) < 2400:
+    for _ in range(450):
         parts = [rng.choice(rng.choice(pools)) for _ in range(rng.randint(1, 5))]
         s = rng.choice(["", " ", ""]).join(parts)
         if len(s) > 300:
