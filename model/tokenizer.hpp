@@ -68,6 +68,7 @@ class Tokenizer {
   std::string bos_token() const;
   std::string eos_token() const;
 
+  // The parts (model/tokenizer_pipeline.hpp); public only so the builders can assemble one.
   struct Impl;
 
  private:

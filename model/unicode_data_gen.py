@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Generates model/unicode_nfc_data.cpp: the Unicode tables NFC/NFKC normalization needs.
 
-Run: .venv/bin/python model/unicode_data_gen.py > model/unicode_nfc_data.cpp
+Run: .venv/bin/python model/unicode_data_gen.py > model/unicode_nfc_data.cpp && clang-format -i model/unicode_nfc_data.cpp
 Source: Python's unicodedata (its Unicode version is written into the output).
 Tables (all sorted by code point, searched with binary search):
   - combining classes (code point, ccc) for every ccc != 0;
