@@ -280,6 +280,20 @@ Json read_kwargs(Fields& f) {
   return *v;
 }
 
+// As vLLM: continuing the final message and opening a new assistant turn contradict, and only
+// an assistant message can be continued.
+void check_continue_final_message(bool add_generation_prompt, bool continue_final_message,
+                                  const Json& messages) {
+  if (!continue_final_message) return;
+  if (add_generation_prompt) {
+    throw bad_request("continue_final_message",
+                      "cannot be true together with add_generation_prompt (set that to false)");
+  }
+  if (messages.empty() || messages.back().value("role", "") != "assistant") {
+    throw bad_request("continue_final_message", "needs a final assistant message to continue");
+  }
+}
+
 }  // namespace
 
 Json parse_json_body(std::string_view body) {
@@ -427,8 +441,8 @@ ChatCompletionRequest parse_chat_completion_request(const Json& body,
     if (!v->is_array()) throw bad_request("documents", "must be a list of objects");
     r.documents = *v;
   }
-  f.refuse_if(
-      "continue_final_message", [](const Json& v) { return v != Json(false); }, "is not supported");
+  if (auto v = f.boolean("continue_final_message")) r.continue_final_message = *v;
+  check_continue_final_message(r.add_generation_prompt, r.continue_final_message, r.messages);
   f.refuse_if(
       "echo", [](const Json& v) { return v != Json(false); },
       "is not supported for chat completions");
@@ -474,8 +488,10 @@ TokenizeRequest parse_tokenize_request(const Json& body) {
   }
   if (auto v = f.boolean("add_special_tokens")) r.add_special_tokens = *v;
   if (auto v = f.boolean("add_generation_prompt")) r.add_generation_prompt = *v;
-  f.refuse_if(
-      "continue_final_message", [](const Json& v) { return v != Json(false); }, "is not supported");
+  if (auto v = f.boolean("continue_final_message")) r.continue_final_message = *v;
+  if (messages) {
+    check_continue_final_message(r.add_generation_prompt, r.continue_final_message, r.messages);
+  }
   f.refuse_if(
       "tools", [](const Json& v) { return !(v.is_array() && v.empty()); },
       "is not supported (no tool calling)");

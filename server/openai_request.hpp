@@ -53,7 +53,8 @@ struct ChatCompletionRequest {
   bool max_tokens_set = false;  // unset: as many as fit in max_model_len (vLLM's chat default)
   StreamOptions stream;
   bool add_generation_prompt = true;
-  bool add_special_tokens = false;  // the template writes BOS itself
+  bool continue_final_message = false;  // render open-ended: the model continues the last message
+  bool add_special_tokens = false;      // the template writes BOS itself
   Json chat_template_kwargs = Json::object();
   Json documents = nullptr;
   int priority = 0;
@@ -67,6 +68,7 @@ struct TokenizeRequest {
   Json messages;                   // when prompt is unset
   bool add_special_tokens = true;  // default false for messages
   bool add_generation_prompt = true;
+  bool continue_final_message = false;
   Json chat_template_kwargs = Json::object();
   bool return_token_strs = false;
 };

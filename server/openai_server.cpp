@@ -384,6 +384,7 @@ asio::awaitable<void> OpenAiServer::chat_completions(const Json& body, HttpReply
   const Tokenizer& tokenizer = engine_.tokenizer();
   ChatTemplateOptions template_options;
   template_options.add_generation_prompt = request.add_generation_prompt;
+  template_options.continue_final_message = request.continue_final_message;
   template_options.bos_token = tokenizer.bos_token();
   template_options.eos_token = tokenizer.eos_token();
   template_options.documents = request.documents;
@@ -482,6 +483,7 @@ void OpenAiServer::tokenize(const Json& body, HttpReply& reply) const {
     if (!chat_template) throw HttpError(400, "this model has no chat template");
     ChatTemplateOptions options;
     options.add_generation_prompt = request.add_generation_prompt;
+    options.continue_final_message = request.continue_final_message;
     options.bos_token = tokenizer.bos_token();
     options.eos_token = tokenizer.eos_token();
     options.extra_kwargs = request.chat_template_kwargs;

@@ -65,7 +65,7 @@ struct Fixture {
             reply.on_client_gone([this] { client_gone = true; });
             reply.start_stream();
             reply.write(sse_event(Json{{"piece", "first"}}));
-        held = reply;
+            held = reply;
           } else {
             reply.send(404, "{}");
           }

@@ -220,6 +220,27 @@ TEST_CASE("chat requests: messages, max_completion_tokens, logprobs, template kw
   }
 }
 
+TEST_CASE("continue_final_message needs an assistant message and no generation prompt",
+          "[server]") {
+  auto r = parse_chat_completion_request(
+      body(
+          R"({"messages": [{"role": "user", "content": "x"}, {"role": "assistant", "content": "y"}],
+               "continue_final_message": true, "add_generation_prompt": false})"),
+      defaults());
+  CHECK(r.continue_final_message);
+  CHECK(error_of([] {
+          parse_chat_completion_request(
+              body(R"({"messages": [{"role": "assistant", "content": "y"}],
+                       "continue_final_message": true})"),
+              defaults());
+        }) == std::pair<int, std::string>{400, "continue_final_message"});
+  CHECK(error_of([] {
+          parse_chat_completion_request(body(R"({"messages": [{"role": "user", "content": "y"}],
+                       "continue_final_message": true, "add_generation_prompt": false})"),
+                                        defaults());
+        }) == std::pair<int, std::string>{400, "continue_final_message"});
+}
+
 TEST_CASE("tokenize and detokenize requests", "[server]") {
   auto t = parse_tokenize_request(body(R"({"prompt": "Hello", "add_special_tokens": false})"));
   CHECK(*t.prompt == "Hello");
