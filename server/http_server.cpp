@@ -204,6 +204,11 @@ bool HttpReply::client_gone() const {
   return impl_->gone;
 }
 
+bool HttpReply::streaming() const {
+  std::lock_guard lock(impl_->mutex);
+  return impl_->stream.has_value() && !impl_->complete;
+}
+
 void HttpReply::on_client_gone(std::function<void()> callback) {
   bool already_gone = false;
   {

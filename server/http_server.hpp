@@ -51,6 +51,8 @@ class HttpReply {
   bool write(std::string chunk);
   // Ends the streamed response.
   void finish();
+  // True once start_stream was called (and finish has not been).
+  bool streaming() const;
   // True once the connection closed before the response was complete.
   bool client_gone() const;
   // Called once, on the server's executor, if the connection closes before the response is

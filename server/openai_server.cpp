@@ -250,9 +250,16 @@ asio::awaitable<void> OpenAiServer::serve(HttpRequest request, HttpReply reply) 
     }
   } catch (...) {
     const HttpError error = to_http_error(std::current_exception());
-    if (error.status() >= 500)
+    if (error.status() >= 500) {
       spdlog::warn("{} {}: {}", request.method, request.path, error.what());
-    reply.send(error.status(), error_body(error.status(), error.what(), error.param()));
+    }
+    if (reply.streaming()) {  // the headers are out: report in the stream, then end it
+      reply.write("data: " + error_body(error.status(), error.what(), error.param()) + "\n\n");
+      reply.write(std::string(kSseDone));
+      reply.finish();
+    } else {
+      reply.send(error.status(), error_body(error.status(), error.what(), error.param()));
+    }
   }
 }
 
