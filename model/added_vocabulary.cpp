@@ -13,8 +13,7 @@ namespace {
 bool is_word_character(char32_t c) {
   if (c < 0x80)
     return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_';
-  static const Regex word(R"([\p{Alphabetic}\p{M}\p{Nd}\p{Pc}\x{200C}\x{200D}])",
-                          "word character class");
+  static const Regex word(R"(\w)", "word character class");
   std::string utf8;
   unicode::append_utf8(utf8, c);
   bool matched = false;

@@ -158,6 +158,16 @@ PreTokenizer PreTokenizer::from_json(const nlohmann::json& json) {
     return p;
   }
   if (type == "Digits") return digits(json_fields::get_bool(json, "individual_digits", false));
+  if (type == "Punctuation") {
+    PreTokenizer p;
+    p.kind_ = Kind::kPunctuation;
+    // Hugging Face: each ASCII or Unicode (P*) punctuation character is a delimiter.
+    p.regex_ = shared_regex(R"([\p{P}!-/:-@\[-`{-~])", "pre_tokenizer Punctuation");
+    p.behavior_ = json.contains("behavior")
+                      ? parse_behavior(json_fields::get_string(json, "behavior", "Punctuation"))
+                      : SplitBehavior::kIsolated;
+    return p;
+  }
   if (type == "Metaspace") {
     return metaspace(json_fields::get_string_or(json, "replacement", "\xE2\x96\x81", "Metaspace"),
                      parse_prepend_scheme(json), json_fields::get_bool(json, "split", true));
@@ -181,8 +191,8 @@ PreTokenizer PreTokenizer::from_json(const nlohmann::json& json) {
     return sequence(std::move(steps));
   }
   throw TokenizerError(fmt::format(
-      "unsupported pre_tokenizer type '{}' (supported: ByteLevel, Split, Digits, Metaspace, "
-      "Whitespace, WhitespaceSplit, Sequence)",
+      "unsupported pre_tokenizer type '{}' (supported: ByteLevel, Split, Digits, Punctuation, "
+      "Metaspace, Whitespace, WhitespaceSplit, Sequence)",
       type));
 }
 
@@ -279,6 +289,9 @@ void PreTokenizer::apply(const PreToken& token, std::vector<PreToken>& out) cons
       return;
     case Kind::kDigits:
       emit_splits(token, regex_spans(*regex_, token.text), SplitBehavior::kIsolated, false, out);
+      return;
+    case Kind::kPunctuation:
+      emit_splits(token, regex_spans(*regex_, token.text), behavior_, false, out);
       return;
     case Kind::kWhitespace:
       emit_splits(token, regex_spans(*regex_, token.text), SplitBehavior::kRemoved, true, out);

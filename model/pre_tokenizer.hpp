@@ -1,6 +1,6 @@
-// Pre-tokenizers of tokenizer.json ("pre_tokenizer"): ByteLevel, Split, Digits, Metaspace,
-// Whitespace, WhitespaceSplit, Sequence. A pre-tokenizer cuts normalized text into words; the
-// BPE model then encodes each word on its own.
+// Pre-tokenizers of tokenizer.json ("pre_tokenizer"): ByteLevel, Split, Digits, Punctuation,
+// Metaspace, Whitespace, WhitespaceSplit, Sequence. A pre-tokenizer cuts normalized text into
+// words; the BPE model then encodes each word on its own.
 #pragma once
 
 #include <memory>
@@ -40,6 +40,7 @@ class PreTokenizer {
     kByteLevel,
     kSplit,
     kDigits,
+    kPunctuation,
     kMetaspace,
     kWhitespace,
     kWhitespaceSplit,

@@ -10,7 +10,11 @@
 namespace vllm {
 namespace {
 
-// Rewrites \s and \S so they match what Oniguruma's do (adds U+0085).
+// Oniguruma's \w: the Unicode "word" property (alphabetic, marks, decimal digits, connector
+// punctuation, joiners); PCRE2's UCP \w (10.42) lacks marks and non-letter alphabetics.
+constexpr std::string_view kWordClassBody = R"(\p{Alphabetic}\p{M}\p{Nd}\p{Pc}\x{200C}\x{200D})";
+
+// Rewrites \s, \S, \w and \W so they match what Oniguruma's do.
 std::string translate_oniguruma(std::string_view pattern) {
   std::string out;
   out.reserve(pattern.size() + 16);
@@ -23,6 +27,10 @@ std::string translate_oniguruma(std::string_view pattern) {
         out += in_class ? "\\s\\x{85}" : "[\\s\\x{85}]";
       } else if (next == 'S' && !in_class) {
         out += "[^\\s\\x{85}]";
+      } else if (next == 'w') {
+        out += in_class ? std::string(kWordClassBody) : "[" + std::string(kWordClassBody) + "]";
+      } else if (next == 'W' && !in_class) {
+        out += "[^" + std::string(kWordClassBody) + "]";
       } else {
         out += c;
         out += next;

@@ -1,7 +1,7 @@
 // A compiled PCRE2 regular expression (UTF + UCP, JIT when available) for pre-tokenizer and
 // normalizer patterns. Patterns are written for Oniguruma (what Hugging Face tokenizers uses);
-// the one difference that shows on real patterns is translated: Oniguruma's \s also matches
-// U+0085, PCRE2's does not.
+// the differences that show on real patterns are translated: Oniguruma's \s also matches U+0085,
+// and its \w is the Unicode word property (marks and all alphabetics included).
 #pragma once
 
 #include <cstddef>

@@ -140,6 +140,8 @@ TEST_CASE("tokenizer.json tokenizers match Hugging Face on the corpus", "[tokeni
       {"roberta_digits", "roberta_digits.jsonl", false},  // add_prefix_space, lstrip/rstrip
       {"split_behaviors", "split_behaviors.jsonl", false},
       {"claude", "claude.jsonl", false},  // NFKC
+      {"falcon", "falcon.jsonl", true},
+      {"whitespace_suffix", "whitespace_suffix.jsonl", false},
   };
   for (const auto& c : cases) {
     DYNAMIC_SECTION(c.directory) {

@@ -361,6 +361,24 @@ def make_styles(texts):
                   texts, 2000, ["<|endoftext|>"], True)
     t.decoder = decoders.ByteLevel()
     styles["split_behaviors"] = t
+    # Falcon style: Punctuation (contiguous) + ByteLevel + individual Digits.
+    t = train_bpe(None, pre_tokenizers.Sequence([pre_tokenizers.Punctuation(behavior="contiguous"),
+                                                 pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True),
+                                                 pre_tokenizers.Digits(individual_digits=True)]),
+                  texts, 2000, [">>TITLE<<", "<|endoftext|>"], True)
+    t.decoder = decoders.ByteLevel()
+    styles["falcon"] = t
+
+    # Word-level pre-tokenizers (Whitespace = \w+|[^\w\s]+) with end_of_word_suffix and the
+    # BPEDecoder; unk for characters never seen in training.
+    tok = Tokenizer(models.BPE(unk_token="[UNK]", end_of_word_suffix="</w>"))
+    tok.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.WhitespaceSplit(), pre_tokenizers.Whitespace(),
+                                                 pre_tokenizers.Punctuation()])
+    trainer = trainers.BpeTrainer(vocab_size=2000, special_tokens=["[UNK]", "[SEP]"], end_of_word_suffix="</w>",
+                                  show_progress=False, max_token_length=16)
+    tok.train_from_iterator(texts, trainer=trainer)
+    tok.decoder = decoders.BPEDecoder(suffix="</w>")
+    styles["whitespace_suffix"] = tok
     return styles
 
 
