@@ -44,6 +44,8 @@ TEST_CASE("a minimal tokenizer.json loads and encodes", "[tokenizer][errors]") {
   CHECK(tokenizer.encode("abab") == std::vector<int32_t>{2, 2});
   CHECK(tokenizer.encode("ba") == std::vector<int32_t>{1, 0});
   CHECK(tokenizer.vocab_size() == 3);
+  // No decoder: Hugging Face joins the token strings with spaces.
+  CHECK(tokenizer.decode(std::vector<int32_t>{2, 0, 1}) == "ab a b");
 }
 
 TEST_CASE("malformed tokenizer.json is a clear error", "[tokenizer][errors]") {
