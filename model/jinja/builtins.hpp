@@ -57,8 +57,9 @@ bool apply_test(const std::string& name, const Value& operand, CallArgs& args);
 
 // ---- globals --------------------------------------------------------------------------------
 // range, dict, namespace, joiner, and transformers' raise_exception and strftime_now (`now`
-// gives the broken-down local time strftime_now formats).
-Dict make_globals(std::function<std::tm()> now);
+// gives the broken-down local time strftime_now formats). Every namespace() made is appended to
+// `namespaces` so that the renderer can clear them afterwards: a namespace may contain itself.
+Dict make_globals(std::function<std::tm()> now, std::vector<Value>* namespaces);
 
 // Python str methods used by templates (strip, split, startswith, ...), and helpers shared by
 // filters.

@@ -225,7 +225,8 @@ Value min_or_max(const Value& value, CallArgs& args, bool want_max, const char* 
   Value best_key = sort_key(items[0], attribute, case_sensitive);
   for (std::size_t i = 1; i < items.size(); ++i) {
     Value key = sort_key(items[i], attribute, case_sensitive);
-    if (want_max ? less_than(best_key, key) : less_than(key, best_key)) {
+    // Python's max() compares with '>', min() with '<'.
+    if (want_max ? compare(">", key, best_key) : compare("<", key, best_key)) {
       best = i;
       best_key = key;
     }
@@ -301,8 +302,10 @@ Value apply_filter(const std::string& name, const Value& value, CallArgs& args) 
     return items.front();
   }
   if (name == "last") {
-    if (value.is_list() && value.list_kind() == ListKind::kGenerator)
-      raise("TypeError", "'generator' object is not reversible");
+    // next(iter(reversed(seq))): only sequences (and dicts) are reversible.
+    if (!(value.is_undefined() || value.is_string() || value.is_dict() ||
+          (value.is_list() && value.list_kind() != ListKind::kGenerator)))
+      raise("TypeError", "'" + value.type_name() + "' object is not reversible");
     auto items = value.iterate();
     if (items.empty()) return Value::undefined("No last item, sequence was empty.");
     return items.back();
@@ -318,6 +321,7 @@ Value apply_filter(const std::string& name, const Value& value, CallArgs& args) 
   }
   if (name == "dictsort") {
     BoundArgs a(name, args, {"case_sensitive", "by", "reverse"});
+    if (value.is_undefined()) value.raise_undefined();
     if (!value.is_dict())
       raise("AttributeError", "'" + value.type_name() + "' object has no attribute 'items'");
     bool case_sensitive = a.get_or(0, Value(false)).truthy();
@@ -343,6 +347,8 @@ Value apply_filter(const std::string& name, const Value& value, CallArgs& args) 
     std::vector<Value> out;
     for (const auto& item : value.iterate()) {
       Value key = sort_key(item, attribute, case_sensitive);
+      if (key.is_dict() || (key.is_list() && key.list_kind() == ListKind::kList))
+        raise("TypeError", "unhashable type: '" + key.type_name() + "'");
       if (std::none_of(seen.begin(), seen.end(), [&](const Value& s) { return equals(s, key); })) {
         seen.push_back(key);
         out.push_back(item);
@@ -356,6 +362,8 @@ Value apply_filter(const std::string& name, const Value& value, CallArgs& args) 
       std::reverse(cps.begin(), cps.end());
       return Value(unicode::encode(cps));
     }
+    if (!(value.is_undefined() || value.is_list() || value.is_dict()))
+      raise("FilterArgumentError", "argument must be iterable");
     auto items = value.iterate();
     std::reverse(items.begin(), items.end());
     return generator(std::move(items));
@@ -368,6 +376,7 @@ Value apply_filter(const std::string& name, const Value& value, CallArgs& args) 
   if (name == "int") {
     BoundArgs a(name, args, {"default", "base"});
     Value fallback = a.get_or(0, Value(0));
+    if (value.is_undefined()) value.raise_undefined();  // int(Undefined) fails
     int base = static_cast<int>(a.get_or(1, Value(10)).as_int());
     if (value.is_integral()) return Value(value.as_int());
     if (value.is_float()) return Value(static_cast<std::int64_t>(std::trunc(value.as_float())));
@@ -380,6 +389,7 @@ Value apply_filter(const std::string& name, const Value& value, CallArgs& args) 
   if (name == "float") {
     BoundArgs a(name, args, {"default"});
     Value fallback = a.get_or(0, Value(0.0));
+    if (value.is_undefined()) value.raise_undefined();  // float(Undefined) fails
     if (value.is_number()) return Value(value.as_float());
     if (value.is_string()) {
       auto parsed = parse_float(value.as_string());
@@ -390,7 +400,6 @@ Value apply_filter(const std::string& name, const Value& value, CallArgs& args) 
   if (name == "abs") {
     if (value.is_integral()) return Value(value.as_int() < 0 ? -value.as_int() : value.as_int());
     if (value.is_float()) return Value(std::fabs(value.as_float()));
-    if (value.is_undefined()) value.raise_undefined();
     raise("TypeError", "bad operand type for abs(): '" + value.type_name() + "'");
   }
   if (name == "round") {
@@ -406,7 +415,17 @@ Value apply_filter(const std::string& name, const Value& value, CallArgs& args) 
   }
   if (name == "indent") {
     BoundArgs a(name, args, {"width", "first", "blank"});
-    return Value(indent_text(value.str(), a.get_or(0, Value(4)), a.get_or(1, Value(false)).truthy(),
+    if (value.is_undefined()) value.raise_undefined();
+    if (!value.is_string()) {  // Jinja2 starts with `s += "\n"`, then s.splitlines()
+      if (value.is_list() && value.list_kind() == ListKind::kList)
+        raise("AttributeError", "'list' object has no attribute 'splitlines'");
+      if (value.is_list() && value.list_kind() == ListKind::kTuple)
+        raise("TypeError", "can only concatenate tuple (not \"str\") to tuple");
+      raise("TypeError",
+            "unsupported operand type(s) for +=: '" + value.type_name() + "' and 'str'");
+    }
+    return Value(indent_text(value.as_string(), a.get_or(0, Value(4)),
+                             a.get_or(1, Value(false)).truthy(),
                              a.get_or(2, Value(false)).truthy()));
   }
   if (name == "center") {
@@ -417,7 +436,6 @@ Value apply_filter(const std::string& name, const Value& value, CallArgs& args) 
   }
   if (name == "truncate") {
     BoundArgs a(name, args, {"length", "killwords", "end", "leeway"});
-    std::string s = value.str();
     std::int64_t length = a.get_or(0, Value(255)).as_int();
     std::string end = a.get_or(2, Value("...")).str();
     std::int64_t leeway = a.get_or(3, Value(5)).as_int();
@@ -426,7 +444,11 @@ Value apply_filter(const std::string& name, const Value& value, CallArgs& args) 
       raise("AssertionError",
             "expected length >= " + std::to_string(end_length) + ", got " + std::to_string(length));
     if (leeway < 0) raise("AssertionError", "expected leeway >= 0, got " + std::to_string(leeway));
-    if (static_cast<std::int64_t>(unicode::length(s)) <= length + leeway) return Value(s);
+    // Jinja2 measures the value itself (a list is returned whole when short enough).
+    if (static_cast<std::int64_t>(python_length(value)) <= length + leeway) return value;
+    if (!value.is_string())
+      raise("TypeError", "truncate of a " + value.type_name() + " longer than the limit");
+    const std::string& s = value.as_string();
     std::string head =
         slice(Value(s), Value(0), Value(length - end_length), Value::none()).as_string();
     if (a.get_or(1, Value(false)).truthy()) return Value(head + end);

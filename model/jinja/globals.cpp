@@ -61,14 +61,16 @@ Dict dict_from_args(CallArgs& args, const char* function) {
 
 }  // namespace
 
-Dict make_globals(std::function<std::tm()> now) {
+Dict make_globals(std::function<std::tm()> now, std::vector<Value>* namespaces) {
   Dict globals;
   globals.set(Value("range"), Value::callable("range", range));
   globals.set(Value("dict"), Value::callable("dict", [](CallArgs& args) {
                 return Value::dict(dict_from_args(args, "dict"));
               }));
-  globals.set(Value("namespace"), Value::callable("namespace", [](CallArgs& args) {
-                return Value::new_namespace(dict_from_args(args, "namespace"));
+  globals.set(Value("namespace"), Value::callable("namespace", [namespaces](CallArgs& args) {
+                Value ns = Value::new_namespace(dict_from_args(args, "namespace"));
+                if (namespaces) namespaces->push_back(ns);
+                return ns;
               }));
   globals.set(Value("joiner"), Value::callable("joiner", [](CallArgs& args) {
                 BoundArgs a("joiner", args, {"sep"});

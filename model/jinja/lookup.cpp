@@ -66,10 +66,13 @@ Value unsafe(const Value& object, const std::string& name) {
       "SecurityError");
 }
 
-const std::string& need_string(const Value& v, const char* what) {
+// Python's message: "<what> must be str, not int" ("must be str, not int" when what is empty).
+const std::string& need_string(const Value& v, const std::string& what,
+                               const std::string& expected = "str") {
   if (!v.is_string()) {
     if (v.is_undefined()) v.raise_undefined();
-    raise("TypeError", std::string(what) + " must be str, not " + v.type_name());
+    raise("TypeError",
+          (what.empty() ? "" : what + " ") + "must be " + expected + ", not " + v.type_name());
   }
   return v.as_string();
 }
@@ -201,13 +204,24 @@ bool all_chars(const std::string& s, Pred pred) {
   return true;
 }
 
+// Python's titlecase of one character: upper case, except 'ß' -> "Ss".
+void append_title(std::string& out, char32_t c) {
+  if (c == 0xDF) {
+    out += "Ss";
+    return;
+  }
+  unicode::append_utf8(out, unicode::to_upper(c));
+}
+
 std::string py_title(const std::string& s) {
   std::string out;
   bool previous_cased = false;
   for (char32_t c : unicode::decode(s)) {
     bool cased = unicode::is_upper(c) || unicode::is_lower(c);
-    unicode::append_utf8(
-        out, cased ? (previous_cased ? unicode::to_lower(c) : unicode::to_upper(c)) : c);
+    if (cased && !previous_cased)
+      append_title(out, c);
+    else
+      unicode::append_utf8(out, cased ? unicode::to_lower(c) : c);
     previous_cased = cased;
   }
   return out;
@@ -284,7 +298,7 @@ Value string_method(const std::string& s, const std::string& name, CallArgs& arg
     if (sep.is_none())
       return string_list(name == "split" ? split_whitespace(s, max_split)
                                          : rsplit_whitespace(s, max_split));
-    const std::string& separator = need_string(sep, "sep");
+    const std::string& separator = need_string(sep, "", "str or None");
     return string_list(name == "split" ? split_by(s, separator, max_split)
                                        : rsplit_by(s, separator, max_split));
   }
@@ -344,7 +358,7 @@ Value string_method(const std::string& s, const std::string& name, CallArgs& arg
   }
   if (name == "find" || name == "rfind" || name == "index" || name == "rindex" || name == "count") {
     BoundArgs a(name, args, {"sub", "start", "end"});
-    const std::string& sub = need_string(a.get(0), "must be str");
+    const std::string& sub = need_string(a.get(0), "");
     std::int64_t start_cp = 0;
     std::string hay = s;
     if (a.has(1) || a.has(2)) {
@@ -426,7 +440,7 @@ Value string_method(const std::string& s, const std::string& name, CallArgs& arg
   }
   if (name == "partition" || name == "rpartition") {
     BoundArgs a(name, args, {"sep"});
-    const std::string& sep = need_string(a.get(0), "sep");
+    const std::string& sep = need_string(a.get(0), "");
     if (sep.empty()) raise("ValueError", "empty separator");
     std::size_t found = name == "partition" ? s.find(sep) : s.rfind(sep);
     std::vector<Value> parts;
@@ -442,7 +456,7 @@ Value string_method(const std::string& s, const std::string& name, CallArgs& arg
   }
   if (name == "removeprefix" || name == "removesuffix") {
     BoundArgs a(name, args, {"affix"});
-    const std::string& affix = need_string(a.get(0), "argument");
+    const std::string& affix = need_string(a.get(0), name + "() argument");
     if (name == "removeprefix" && s.compare(0, affix.size(), affix) == 0)
       return Value(s.substr(affix.size()));
     if (name == "removesuffix" && affix.size() <= s.size() && !affix.empty() &&
@@ -595,11 +609,12 @@ Value get_item(const Value& object, const Value& key) {
 
 Value slice(const Value& object, const Value& start_value, const Value& stop_value,
             const Value& step_value) {
+  // Jinja2 compiles a slice to a plain Python subscript (no getitem fallback to undefined).
   if (object.is_undefined()) object.raise_undefined();
+  if (object.is_dict()) raise("TypeError", "unhashable type: 'slice'");
   bool is_sequence =
       object.is_string() || (object.is_list() && object.list_kind() != ListKind::kGenerator);
-  if (!is_sequence)
-    return Value::undefined("'" + object_type_repr(object) + "' has no element slice");
+  if (!is_sequence) raise("TypeError", "'" + object.type_name() + "' object is not subscriptable");
   auto to_index = [](const Value& v, const char* what) -> std::optional<std::int64_t> {
     if (v.is_none() || v.is_undefined()) return std::nullopt;
     if (!v.is_integral())
@@ -685,7 +700,10 @@ std::string py_strip(const std::string& s, const Value& chars, bool left, bool r
   auto cps = unicode::decode(s);
   std::vector<char32_t> set;
   bool whitespace = chars.is_none() || chars.is_undefined();
-  if (!whitespace) set = unicode::decode(need_string(chars, "strip arg"));
+  if (!whitespace) {
+    if (!chars.is_string()) raise("TypeError", "strip arg must be None or str");
+    set = unicode::decode(chars.as_string());
+  }
   auto strip_it = [&](char32_t c) {
     return whitespace ? unicode::is_space(c) : std::find(set.begin(), set.end(), c) != set.end();
   };
@@ -723,7 +741,10 @@ std::string py_capitalize(const std::string& s) {
   std::string out;
   bool first = true;
   for (char32_t c : unicode::decode(s)) {
-    unicode::append_utf8(out, first ? unicode::to_upper(c) : unicode::to_lower(c));
+    if (first)
+      append_title(out, c);
+    else
+      unicode::append_utf8(out, unicode::to_lower(c));
     first = false;
   }
   return out;
@@ -742,8 +763,15 @@ std::string py_title_jinja(const std::string& s) {
     std::size_t j = i;
     bool sep = is_separator(cps[i]);
     while (j < cps.size() && is_separator(cps[j]) == sep) ++j;
-    for (std::size_t k = i; k < j; ++k)
-      unicode::append_utf8(out, k == i ? unicode::to_upper(cps[k]) : unicode::to_lower(cps[k]));
+    for (std::size_t k = i; k < j; ++k) {
+      if (k == i) {
+        std::string first;
+        unicode::append_utf8(first, cps[k]);
+        out += unicode::upper(first);  // str.upper(): 'ß' -> "SS"
+      } else {
+        unicode::append_utf8(out, unicode::to_lower(cps[k]));
+      }
+    }
     i = j;
   }
   return out;
@@ -752,6 +780,10 @@ std::string py_title_jinja(const std::string& s) {
 std::string python_format_percent(const std::string& format, const Value& args) {
   std::vector<Value> positional;
   const Dict* mapping = nullptr;
+  // CPython treats any non-tuple, non-str argument with __getitem__ (a dict, a list) as a
+  // mapping: a format without specifiers then raises no "not all arguments converted".
+  bool mapping_like = args.is_dict() || args.is_undefined() ||
+                      (args.is_list() && args.list_kind() == ListKind::kList);
   if (args.is_list() && args.list_kind() == ListKind::kTuple)
     positional = args.as_list();
   else if (args.is_dict())
@@ -809,7 +841,7 @@ std::string python_format_percent(const std::string& format, const Value& args) 
         raise("ValueError", std::string("unsupported format character '") + conversion + "'");
     }
   }
-  if (!mapping && next_arg < positional.size())
+  if (!mapping_like && next_arg < positional.size())
     raise("TypeError", "not all arguments converted during string formatting");
   return out;
 }

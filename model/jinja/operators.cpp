@@ -37,6 +37,8 @@ double floor_mod(double a, double b) {
 Value binary_operator(const std::string& op, const Value& a, const Value& b) {
   if (op == "~") return Value(a.str() + b.str());
   if (a.is_undefined()) a.raise_undefined();
+  // str % Undefined is formatting with a mapping-like argument (Undefined has __getitem__).
+  if (op == "%" && a.is_string()) return Value(python_format_percent(a.as_string(), b));
   if (b.is_undefined()) b.raise_undefined();
   bool both_ints = a.is_integral() && b.is_integral();
   bool both_numbers = a.is_number() && b.is_number();
@@ -57,8 +59,9 @@ Value binary_operator(const std::string& op, const Value& a, const Value& b) {
     }
     if (a.is_string())
       raise("TypeError", "can only concatenate str (not \"" + b.type_name() + "\") to str");
-    if (a.is_list() && a.list_kind() == ListKind::kList)
-      raise("TypeError", "can only concatenate list (not \"" + b.type_name() + "\") to list");
+    if (a.is_list() && a.list_kind() != ListKind::kGenerator)
+      raise("TypeError", "can only concatenate " + a.type_name() + " (not \"" + b.type_name() +
+                             "\") to " + a.type_name());
     unsupported("+", a, b);
   }
   if (op == "-") {
@@ -79,8 +82,11 @@ Value binary_operator(const std::string& op, const Value& a, const Value& b) {
       return Value(r);
     }
     if (both_numbers) return Value(a.as_float() * b.as_float());
-    const Value* seq = a.is_integral() ? &b : &a;
-    const Value* count = a.is_integral() ? &a : &b;
+    auto is_sequence = [](const Value& v) {
+      return v.is_string() || (v.is_list() && v.list_kind() != ListKind::kGenerator);
+    };
+    const Value* seq = is_sequence(a) ? &a : &b;
+    const Value* count = is_sequence(a) ? &b : &a;
     if (count->is_integral()) {
       std::int64_t n = std::max<std::int64_t>(0, count->as_int());
       if (seq->is_string()) {
@@ -96,13 +102,14 @@ Value binary_operator(const std::string& op, const Value& a, const Value& b) {
         return repeat(seq->as_list(), n, seq->list_kind());
       }
     }
-    if (seq->is_string() || seq->is_list())
+    if (is_sequence(*seq))
       raise("TypeError", "can't multiply sequence by non-int of type '" + count->type_name() + "'");
     unsupported("*", a, b);
   }
   if (op == "/") {
     if (!both_numbers) unsupported("/", a, b);
-    if (b.as_float() == 0.0) raise("ZeroDivisionError", "division by zero");
+    if (b.as_float() == 0.0)
+      raise("ZeroDivisionError", both_ints ? "division by zero" : "float division by zero");
     return Value(a.as_float() / b.as_float());
   }
   if (op == "//") {
@@ -139,7 +146,10 @@ Value binary_operator(const std::string& op, const Value& a, const Value& b) {
     }
     if (a.as_float() == 0.0 && b.as_float() < 0)
       raise("ZeroDivisionError", "0.0 cannot be raised to a negative power");
-    return Value(std::pow(a.as_float(), b.as_float()));
+    double result = std::pow(a.as_float(), b.as_float());
+    if (std::isinf(result) && std::isfinite(a.as_float()) && std::isfinite(b.as_float()))
+      raise("OverflowError", "(34, 'Numerical result out of range')");
+    return Value(result);
   }
   raise("TypeError", "unknown operator " + op);
 }
@@ -161,17 +171,17 @@ Value unary_plus(const Value& v) {
 bool contains(const Value& container, const Value& item) {
   switch (container.kind()) {
     case Value::Kind::kString:
-      if (!item.is_string()) {
-        if (item.is_undefined()) item.raise_undefined();
+      if (!item.is_string())  // Undefined too: str.__contains__ never asks it to fail
         raise("TypeError",
               "'in <string>' requires string as left operand, not " + item.type_name());
-      }
       return container.as_string().find(item.as_string()) != std::string::npos;
     case Value::Kind::kList:
       for (const auto& v : container.as_list())
         if (equals(v, item)) return true;
       return false;
     case Value::Kind::kDict:
+      if (item.is_dict() || (item.is_list() && item.list_kind() == ListKind::kList))
+        raise("TypeError", "unhashable type: '" + item.type_name() + "'");
       return container.as_dict().find(item) != nullptr;
     case Value::Kind::kUndefined:
       return false;
@@ -195,6 +205,15 @@ bool compare(const std::string& op, const Value& a, const Value& b) {
                    (a.is_list() && b.is_list() && a.list_kind() == b.list_kind() &&
                     a.list_kind() != ListKind::kGenerator);
   if (!orderable) fail();
+  if (a.is_list()) {
+    // Python compares sequences at their first differing item, with the same operator.
+    const auto& x = a.as_list();
+    const auto& y = b.as_list();
+    for (std::size_t i = 0; i < x.size() && i < y.size(); ++i)
+      if (!equals(x[i], y[i])) return compare(op, x[i], y[i]);
+    return compare(op, Value(static_cast<std::int64_t>(x.size())),
+                   Value(static_cast<std::int64_t>(y.size())));
+  }
   if (op == "<") return less_than(a, b);
   if (op == ">") return less_than(b, a);
   if (op == "<=") return less_than(a, b) || equals(a, b);

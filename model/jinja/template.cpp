@@ -213,10 +213,17 @@ class Renderer {
     return Value::dict(std::move(loop));
   }
 
+  // A macro's closure frame also holds the macro itself, so the callable refers to the frame by
+  // its index in closures_ (owned by this renderer) instead of owning it: no reference cycle.
   Value make_macro(const Stmt& s, const std::string& name, const FramePtr& closure) {
+    std::size_t index = closures_.size();
+    closures_.push_back(closure);
     return Value::callable(
         name,
-        [this, &s, name, closure](CallArgs& args) { return invoke_macro(s, name, closure, args); },
+        [this, &s, name, index](CallArgs& args) {
+          FramePtr frame = closures_[index];
+          return invoke_macro(s, name, frame, args);
+        },
         true);
   }
 
@@ -423,6 +430,7 @@ class Renderer {
   const std::string& source_;
   const RenderLimits& limits_;
   int depth_ = 0;
+  std::vector<FramePtr> closures_;
 };
 
 std::tm local_now() {
@@ -445,7 +453,16 @@ Template Template::parse(const std::string& source) {
 std::string Template::render(const Dict& context, std::function<std::tm()> now,
                              const RenderLimits& limits) const {
   auto globals = std::make_shared<Frame>();
-  Dict builtin_globals = make_globals(now ? std::move(now) : local_now);
+  std::vector<Value> namespaces;
+  // Namespaces can hold themselves (`set ns.me = ns`): empty them when the render ends so that
+  // their memory is freed.
+  struct ClearNamespaces {
+    std::vector<Value>& namespaces;
+    ~ClearNamespaces() {
+      for (auto& ns : namespaces) ns.as_namespace().attributes = Dict();
+    }
+  } clear_namespaces{namespaces};
+  Dict builtin_globals = make_globals(now ? std::move(now) : local_now, &namespaces);
   for (const auto& [k, v] : builtin_globals.entries()) globals->set(k.as_string(), v);
   auto variables = child(globals);
   for (const auto& [k, v] : context.entries()) {

@@ -44,14 +44,11 @@ bool apply_test(const std::string& name, const Value& v, CallArgs& args) {
   if (name == "sequence")
     return v.is_undefined() || v.is_string() ||
            (v.is_list() && v.list_kind() != ListKind::kGenerator) || v.is_dict();
-  if (name == "callable") return v.is_callable();
+  if (name == "callable") return v.is_callable() || v.is_undefined();  // Undefined has __call__
   if (name == "escaped") return false;
   if (name == "even" || name == "odd") {
-    if (v.is_undefined()) v.raise_undefined();
-    if (!v.is_integral())
-      raise("TypeError", "not all arguments converted during string formatting");
-    std::int64_t r = v.as_int() % 2;
-    return name == "even" ? r == 0 : r != 0;
+    Value remainder = binary_operator("%", v, Value(2));      // Python: value % 2 == 0
+    return equals(remainder, Value(name == "even" ? 0 : 1));  // odd: value % 2 == 1
   }
   if (name == "divisibleby") {
     const Value& n = one_arg("num");
