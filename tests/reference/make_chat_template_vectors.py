@@ -31,10 +31,12 @@ import datetime
 import glob
 import json
 import os
+import random
 import subprocess
 import sys
 import tempfile
 import traceback
+import warnings
 import zipfile
 
 import jinja2
@@ -47,7 +49,7 @@ OUT_DIR = os.path.join(HERE, "data", "chat_templates")
 OWN_DIR = os.path.join(HERE, "chat_templates", "own")
 PYPI_PACKAGES = ["axolotl==0.21.0", "trl==1.16.0"]
 FIXED_NOW = datetime.datetime(2026, 3, 14, 15, 9, 26)
-FULL_TEXT_CONVERSATIONS = 12
+FULL_TEXT_CONVERSATIONS = 8
 
 
 # ---- the transformers environment ---------------------------------------------------------------
@@ -440,6 +442,78 @@ ERROR_CASES = [
 ]
 
 
+# Random expressions over a fixed vocabulary (literals bound to variables, so jinja2's
+# compile-time constant folding does not change what runs), rendered by jinja2: a differential
+# test of operators, filters, tests, methods, slicing and error messages.
+EXPRESSION_LITERALS = [
+    "1", "0", "-3", "2.5", "0.1", "1e3", "'a'", "'Hello World'", "''", "' x '", "none", "true",
+    "false", "[1, 2, 3]", "[]", "['b', 'a']", "{'k': 1, 'j': [2]}", "{}", "(1, 'x')", "messages",
+    "messages[0]", "messages[0].content", "messages[-1]['role']", "messages | length",
+    "undefined_name", "'é ü ß'", "'a,b,,c'"]
+EXPRESSION_OPERATORS = ["+", "-", "*", "/", "//", "%", "~", "==", "!=", "<", ">", "<=", ">=",
+                        "and", "or", "in", "not in", "**"]
+EXPRESSION_FILTERS = [
+    "length", "upper", "lower", "trim", "string", "list", "first", "last", "reverse|list",
+    "sort|list", "unique|list", "tojson", "tojson(indent=2)", "int", "float", "abs", "round",
+    "title", "capitalize", "default('d')", "default('d', true)", "join(',')", "join", "count",
+    "wordcount", "items|list", "dictsort", "sum", "min", "max", "batch(2)|list",
+    "slice(2)|list", "indent(2)", "center(9)", "replace('a', 'b')", "truncate(5)",
+    "map('string')|list", "select|list", "reject('odd')|list"]
+EXPRESSION_TESTS = ["defined", "undefined", "none", "string", "number", "integer", "float",
+                    "mapping", "iterable", "sequence", "boolean", "true", "false", "even", "odd",
+                    "divisibleby 2", "eq 1", "in [1, 'a']", "callable"]
+EXPRESSION_METHODS = [
+    ".upper()", ".lower()", ".strip()", ".split()", ".split(',')", ".startswith('a')",
+    ".endswith(('d', 'x'))", ".replace('l', 'L')", ".find('o')", ".count('l')", ".title()",
+    ".capitalize()", ".items()|list", ".keys()|list", ".get('k')", ".get('z', 5)", "[1:]",
+    "[::-1]", "[0]", "[-1]", "[1:3]", ".index(1)", ".isdigit()", ".rsplit(',', 1)"]
+EXPRESSION_MESSAGES = [{"role": "user", "content": "Hello, world"},
+                       {"role": "assistant", "content": "Hi"}]
+
+
+def expression_vectors(env, count=2500, seed=20260314):
+    rng = random.Random(seed)
+    names = [f"v{i}" for i in range(len(EXPRESSION_LITERALS))]
+    prelude = "".join(f"{{% set {n} = {l} %}}" for n, l in zip(names, EXPRESSION_LITERALS))
+
+    def expr(depth=0):
+        r = rng.random()
+        if depth > 2 or r < 0.3:
+            return rng.choice(names)
+        if r < 0.5:
+            return f"({expr(depth + 1)} {rng.choice(EXPRESSION_OPERATORS)} {expr(depth + 1)})"
+        if r < 0.65:
+            return f"({expr(depth + 1)} | {rng.choice(EXPRESSION_FILTERS)})"
+        if r < 0.75:
+            negation = "not " if rng.random() < 0.3 else ""
+            return f"({expr(depth + 1)} is {negation}{rng.choice(EXPRESSION_TESTS)})"
+        if r < 0.88:
+            return f"{rng.choice(names)}{rng.choice(EXPRESSION_METHODS)}"
+        if r < 0.94:
+            return f"({expr(depth + 1)} if {expr(depth + 1)} else {expr(depth + 1)})"
+        return f"(not {expr(depth + 1)})"
+
+    cases = []
+    for _ in range(count):
+        expression = expr()
+        source = prelude + "{{ " + expression + " }}"
+        case = {"expression": expression}
+        try:
+            # A fresh copy: some filters mutate their input in Python (list += str).
+            messages = json.loads(json.dumps(EXPRESSION_MESSAGES))
+            case["output"] = env.from_string(source).render(
+                messages=messages, tools=None, documents=None, add_generation_prompt=False)
+        except Exception as e:
+            case["error"] = {"type": type(e).__name__, "message": str(e)}
+        text = json.dumps(case)
+        # Python-only objects the interpreter does not model (see model/jinja/README).
+        if "complex" in text or "j)" in text:
+            continue
+        cases.append(case)
+    # Each case renders prelude + "{{ " + expression + " }}".
+    return {"messages": EXPRESSION_MESSAGES, "prelude": prelude, "cases": cases}
+
+
 def error_vectors(env):
     out = []
     for name, source, messages in ERROR_CASES:
@@ -473,6 +547,12 @@ def main():
     with open(os.path.join(OUT_DIR, "conversations.json"), "w", encoding="utf-8") as f:
         json.dump({"fixed_now": FIXED_NOW.isoformat(), "jinja2_version": jinja2.__version__,
                    "conversations": CONVERSATIONS}, f, ensure_ascii=False, indent=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SyntaxWarning)
+        expressions = expression_vectors(env)
+    with open(os.path.join(OUT_DIR, "expressions.json"), "w", encoding="utf-8") as f:
+        json.dump(expressions, f, ensure_ascii=False, indent=0)
+    print(f"expressions: {len(expressions['cases'])} cases")
     with open(os.path.join(OUT_DIR, "errors.json"), "w", encoding="utf-8") as f:
         json.dump({"cases": error_vectors(env)}, f, ensure_ascii=False, indent=1)
     groups = [("smollm2", smollm2_template(args.model), None),
