@@ -506,7 +506,7 @@ def expression_vectors(env, count=2500, seed=20260314):
         except Exception as e:
             case["error"] = {"type": type(e).__name__, "message": str(e)}
         text = json.dumps(case)
-        # Python-only objects the interpreter does not model (see model/jinja/README).
+        # Python-only objects the interpreter does not model (see model/jinja/README.md).
         if "complex" in text or "j)" in text:
             continue
         cases.append(case)
