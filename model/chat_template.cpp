@@ -72,6 +72,46 @@ ChatTemplate ChatTemplate::from_tokenizer_config_file(const std::filesystem::pat
   return from_tokenizer_config(config);
 }
 
+ChatTemplate ChatTemplate::from_file(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw ChatTemplateError("OSError", "cannot open chat template file " + path.string());
+  std::ostringstream text;
+  text << in.rdbuf();
+  try {
+    return from_string(text.str());
+  } catch (const ChatTemplateError& e) {
+    throw ChatTemplateError(e.kind(), path.string() + ": " + e.detail(), e.line(), e.column());
+  }
+}
+
+ChatTemplate ChatTemplate::from_cli_argument(const std::string& value) {
+  std::error_code error;
+  if (std::filesystem::is_regular_file(value, error)) return from_file(value);
+  if (value.find_first_of("{}\n") == std::string::npos)
+    throw ChatTemplateError("ValueError", "the chat template (" + value +
+                                              ") looks like a file path, but it cannot be opened");
+  std::string decoded;
+  for (std::size_t i = 0; i < value.size(); ++i) {
+    if (value[i] == '\\' && i + 1 < value.size()) {
+      char next = value[i + 1];
+      const char* replacement = next == 'n'    ? "\n"
+                                : next == 't'  ? "\t"
+                                : next == 'r'  ? "\r"
+                                : next == '\\' ? "\\"
+                                : next == '\'' ? "'"
+                                : next == '"'  ? "\""
+                                               : nullptr;
+      if (replacement) {
+        decoded += replacement;
+        ++i;
+        continue;
+      }
+    }
+    decoded += value[i];
+  }
+  return from_string(std::move(decoded));
+}
+
 ChatTemplate ChatTemplate::from_gguf(const std::filesystem::path& path) {
   GgufFile file = GgufFile::open(path);
   std::optional<std::string> source = file.get_string("tokenizer.chat_template");

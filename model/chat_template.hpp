@@ -53,6 +53,13 @@ class ChatTemplate {
   // the file has none (ModelLoadError when the file cannot be read).
   static ChatTemplate from_gguf(const std::filesystem::path& path);
 
+  // A .jinja file.
+  static ChatTemplate from_file(const std::filesystem::path& path);
+  // The --chat-template flag as vLLM reads it: a file path, or, when no such file opens and the
+  // text holds '{', '}' or a newline, the template itself (with \n, \t, \r, \\, \' and \"
+  // escapes decoded, as a shell leaves them).
+  static ChatTemplate from_cli_argument(const std::string& value);
+
   // Renders `messages` (a JSON array of message objects; parse requests with ordered_json so
   // that dict key order matches Python's). Throws ChatTemplateError.
   std::string render(const nlohmann::ordered_json& messages,

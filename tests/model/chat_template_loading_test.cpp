@@ -172,3 +172,20 @@ TEST_CASE("continue_final_message cuts after the final message", "[chat_template
   CHECK_THROWS_WITH(dropping.render(messages, options),
                     Catch::Contains("final message does not appear"));
 }
+
+TEST_CASE("--chat-template takes a file or the template itself", "[chat_template][loading]") {
+  auto file = temp_file("cli.jinja", "{% for m in messages %}{{ m.content }}{% endfor %}\n");
+  json messages = json::parse(kConversation);
+  CHECK(vllm::ChatTemplate::from_cli_argument(file.string()).render(messages, {}) == "Hi");
+  CHECK(vllm::ChatTemplate::from_file(file).render(messages, {}) == "Hi");
+  std::filesystem::remove(file);
+  CHECK(
+      vllm::ChatTemplate::from_cli_argument("{{ messages[0].content }}\\n!").render(messages, {}) ==
+      "Hi\n!");
+  CHECK_THROWS_WITH(vllm::ChatTemplate::from_cli_argument("/no/such/template.jinja"),
+                    Catch::Contains("looks like a file path"));
+  auto bad = temp_file("bad.jinja", "ok\n{% if %}");
+  CHECK_THROWS_WITH(vllm::ChatTemplate::from_file(bad),
+                    Catch::Contains("bad.jinja") && Catch::Contains("line 2"));
+  std::filesystem::remove(bad);
+}
