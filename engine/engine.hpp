@@ -1,10 +1,15 @@
 // Engine: the public C++ API.
 //
 //   auto engine = co_await vllm::Engine::create({.model = "SmolLM2-135M-Instruct.Q4_1.gguf"});
-//   vllm::Completion out = co_await engine.generate("The capital of France is", {.max_tokens = 16});
-//   co_await engine.generate(prompt, params, [](const vllm::TokenDelta& d) { std::cout << d.text; });
-//   auto stream = engine.stream(prompt, params);
-//   while (auto delta = co_await stream.next()) { ... }
+//   vllm::Completion out = co_await engine.generate("The capital of France is", {.max_tokens =
+//   16}); co_await engine.generate(prompt, params, [](const vllm::TokenDelta& d) { std::cout <<
+//   d.text; }); auto stream = engine.stream(prompt, params); while (auto delta = co_await
+//   stream.next()) { ... }
+//
+// GCC 12 note: inside a coroutine, never pass a brace-initialized temporary (`{.max_tokens =
+// 16}`) to a call that is co_awaited in the same expression: GCC 12 destroys such temporaries
+// twice. Name the object first (`SamplingParams p{...}; co_await engine.generate(x, p);`).
+// That is also why these methods have overloads instead of `= {}` default arguments.
 //
 // Engine is a cheap handle (copies share one engine). Its methods are called from coroutines on
 // any executor: tokenizing, detokenizing and stop-string matching run there (the frontend), the
@@ -27,6 +32,7 @@
 #include "model/sampler.hpp"
 #include "model/sampling_params.hpp"
 #include "runtime/async_stream.hpp"
+#include "runtime/when_all.hpp"
 
 namespace vllm {
 
@@ -37,8 +43,8 @@ class ChatTemplate;
 using Prompt = std::variant<std::string, std::vector<int32_t>>;
 
 struct GenerateOptions {
-  std::string request_id;  // empty: a fresh unique id
-  int priority = 0;        // lower first, with scheduling_policy=priority
+  std::string request_id;          // empty: a fresh unique id
+  int priority = 0;                // lower first, with scheduling_policy=priority
   bool add_special_tokens = true;  // when tokenizing a text prompt (BOS)
 };
 
@@ -56,7 +62,7 @@ struct TokenDelta {
   int32_t index = 0;  // which of the n samples
   std::string text;
   std::vector<int32_t> token_ids;
-  std::vector<SampleLogprobs> logprobs;  // one per token when params.logprobs is set
+  std::vector<SampleLogprobs> logprobs;      // one per token when params.logprobs is set
   std::optional<std::string> finish_reason;  // "stop" | "length" | "abort" on the sample's end
   // What stopped it: the matched stop string, or the stop token id (EOS excluded), as vLLM.
   std::optional<std::variant<std::string, int32_t>> stop_reason;
@@ -120,15 +126,19 @@ class Engine {
 
   // Runs one request to its end. Throws InvalidRequestError (bad parameters, prompt too long),
   // EngineOverloadedError, EngineUnavailableError.
+  asio::awaitable<Completion> generate(Prompt prompt, SamplingParams params);
   asio::awaitable<Completion> generate(Prompt prompt, SamplingParams params,
-                                       GenerateOptions options = {});
+                                       GenerateOptions options);
   // The same, calling `on_delta` (on the caller's executor) for every event as it comes.
   asio::awaitable<Completion> generate(Prompt prompt, SamplingParams params,
+                                       std::function<void(const TokenDelta&)> on_delta);
+  asio::awaitable<Completion> generate(Prompt prompt, SamplingParams params,
                                        std::function<void(const TokenDelta&)> on_delta,
-                                       GenerateOptions options = {});
+                                       GenerateOptions options);
   // Starts a request and returns its stream of deltas. Validation errors are thrown here.
+  asio::awaitable<CompletionStream> stream(Prompt prompt, SamplingParams params);
   asio::awaitable<CompletionStream> stream(Prompt prompt, SamplingParams params,
-                                           GenerateOptions options = {});
+                                           GenerateOptions options);
   // Offline batch: every prompt with the same parameters, run concurrently; results in order.
   asio::awaitable<std::vector<Completion>> generate_batch(std::vector<Prompt> prompts,
                                                           SamplingParams params);
@@ -139,7 +149,9 @@ class Engine {
   // would; throws InvalidRequestError naming the parameter.
   void validate(const std::vector<int32_t>& prompt_token_ids, const SamplingParams& params) const;
 
+  // Throws EngineUnavailableError when the model came without a tokenizer (see has_tokenizer).
   const Tokenizer& tokenizer() const;
+  bool has_tokenizer() const;
   const ModelConfig& model_config() const;
   // The chat template (the --chat-template one, else the model's); nullptr if there is none.
   const ChatTemplate* chat_template() const;
@@ -153,7 +165,8 @@ class Engine {
 
   // Stops accepting requests, lets in-flight ones finish (up to `deadline_ms`, then aborts
   // them) and stops the actors and threads.
-  asio::awaitable<void> shutdown(int64_t deadline_ms = 30000);
+  asio::awaitable<void> shutdown(int64_t deadline_ms);
+  asio::awaitable<void> shutdown() { return shutdown(30000); }
 
   struct Impl;
 

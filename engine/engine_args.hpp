@@ -8,20 +8,20 @@
 namespace vllm {
 
 struct EngineArgs {
-  std::string model;                // GGUF file or Hugging Face directory; empty: bundled model
+  std::string model;                 // GGUF file or Hugging Face directory; empty: bundled model
   std::string load_format = "auto";  // auto | gguf | safetensors | dummy
-  std::string served_model_name;    // empty: the model path's file name
-  std::string device = "auto";      // auto | cpu | cuda
-  std::string chat_template;        // a file path or inline Jinja; empty: the model's own
-  int32_t max_model_len = 0;        // 0: the model's max_position_embeddings
+  std::string served_model_name;     // empty: the model path's file name
+  std::string device = "auto";       // auto | cpu | cuda
+  std::string chat_template;         // a file path or inline Jinja; empty: the model's own
+  int32_t max_model_len = 0;         // 0: the model's max_position_embeddings
   int32_t max_num_seqs = 256;
   int32_t max_num_batched_tokens = 2048;
   int32_t block_size = 16;
   bool enable_prefix_caching = true;
   bool enable_chunked_prefill = true;
-  std::string scheduling_policy = "fcfs";  // fcfs | priority
+  std::string scheduling_policy = "fcfs";            // fcfs | priority
   int64_t kv_cache_memory_bytes = int64_t{1} << 30;  // CPU KV cache size
-  int32_t num_kv_blocks_override = 0;               // > 0: exactly this many blocks (tests)
+  int32_t num_kv_blocks_override = 0;                // > 0: exactly this many blocks (tests)
   double gpu_memory_utilization = 0.9;
   uint64_t seed = 0;
   int32_t max_waiting_requests = 4096;  // admission limit: more are refused (HTTP 503)

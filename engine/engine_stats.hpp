@@ -11,7 +11,7 @@ namespace vllm {
 
 // A cumulative histogram with fixed bucket bounds (Prometheus style).
 struct Histogram {
-  std::vector<double> bounds;   // upper bounds, ascending; +Inf is implicit
+  std::vector<double> bounds;    // upper bounds, ascending; +Inf is implicit
   std::vector<uint64_t> counts;  // per bucket (not cumulative), bounds.size() + 1 entries
   double sum = 0.0;
   uint64_t count = 0;

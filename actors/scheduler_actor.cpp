@@ -1,0 +1,131 @@
+#include "actors/scheduler_actor.hpp"
+
+#include <asio/co_spawn.hpp>
+
+#include "runtime/logging.hpp"
+
+namespace vllm {
+
+SchedulerActor::SchedulerActor(asio::any_io_executor executor, Scheduler scheduler,
+                               std::shared_ptr<Worker> worker)
+    : Actor(std::move(executor), "scheduler"),
+      scheduler_(std::move(scheduler)),
+      worker_(std::move(worker)) {
+  stats_ = scheduler_.stats();
+}
+
+asio::awaitable<void> SchedulerActor::add_request(NewRequest request, RequestSink sink) {
+  return ask([this, request = std::move(request), sink = std::move(sink)]() mutable {
+    if (stopping_) throw ActorStoppedError("the engine is shutting down and takes no requests");
+    RequestId id = request.id;
+    scheduler_.add_request(std::move(request));  // throws InvalidRequestError
+    sinks_[id] = std::move(sink);
+    publish_stats();
+    if (!loop_running_) {
+      loop_running_ = true;
+      asio::co_spawn(
+          strand(), [this] { return step_loop(); },
+          [](std::exception_ptr error) {
+            if (!error) return;
+            try {
+              std::rethrow_exception(error);
+            } catch (const std::exception& e) {
+              logger("scheduler")->critical("step loop ended on an exception: {}", e.what());
+            }
+          });
+    }
+  });
+}
+
+asio::awaitable<bool> SchedulerActor::finish_request(RequestId id, FinishReason reason) {
+  return ask([this, id = std::move(id), reason] {
+    const Request* request = scheduler_.find(id);
+    if (request == nullptr) return false;
+    RequestUpdate update;
+    update.request_id = id;
+    update.finished = true;
+    update.finish_reason = reason;
+    update.num_prompt_tokens = request->num_prompt_tokens();
+    update.num_output_tokens = request->num_output_tokens();
+    update.num_cached_tokens = std::max(0, request->num_cached_tokens);
+    bool finished = scheduler_.finish_request(id, reason);
+    if (finished) deliver(update);
+    publish_stats();
+    return finished;
+  });
+}
+
+asio::awaitable<void> SchedulerActor::stop() {
+  co_await ask([this] { stopping_ = true; });
+  co_await Actor::stop();
+}
+
+SchedulerStats SchedulerActor::stats() const {
+  std::lock_guard lock(stats_mutex_);
+  return stats_;
+}
+
+void SchedulerActor::publish_stats() {
+  std::lock_guard lock(stats_mutex_);
+  stats_ = scheduler_.stats();
+}
+
+void SchedulerActor::deliver(const RequestUpdate& update) {
+  auto it = sinks_.find(update.request_id);
+  if (it == sinks_.end()) return;
+  it->second->push({update, std::nullopt});
+  if (update.finished) {
+    it->second->close();
+    sinks_.erase(it);
+  }
+}
+
+void SchedulerActor::fail_step(const SchedulerOutput& plan, const std::string& error) {
+  for (const auto& scheduled : plan.requests) {
+    const Request* request = scheduler_.find(scheduled.request_id);
+    if (request == nullptr) continue;
+    RequestUpdate update;
+    update.request_id = scheduled.request_id;
+    update.finished = true;
+    update.finish_reason = FinishReason::kAbort;
+    update.num_prompt_tokens = request->num_prompt_tokens();
+    update.num_output_tokens = request->num_output_tokens();
+    scheduler_.finish_request(scheduled.request_id, FinishReason::kAbort);
+    auto it = sinks_.find(scheduled.request_id);
+    if (it == sinks_.end()) continue;
+    it->second->push({update, error});
+    it->second->close();
+    sinks_.erase(it);
+  }
+}
+
+asio::awaitable<void> SchedulerActor::step_loop() {
+  auto log = logger("scheduler");
+  while (scheduler_.has_pending_work()) {
+    auto plan = std::make_shared<const SchedulerOutput>(scheduler_.schedule());
+    if (plan->empty() && plan->finished_ids.empty()) {
+      if (scheduler_.has_unfinished_requests()) {
+        log->error("the scheduler planned an empty step with {} requests unfinished",
+                   scheduler_.num_running() + scheduler_.num_waiting());
+      }
+      break;
+    }
+    StepResult result;
+    std::optional<std::string> failure;
+    try {
+      result = co_await worker_->execute(plan);
+    } catch (const std::exception& e) {
+      failure = e.what();
+    }
+    if (failure) {
+      log->error("step of {} requests failed: {}", plan->requests.size(), *failure);
+      fail_step(*plan, "the model step failed: " + *failure);
+    } else {
+      for (const auto& update : scheduler_.update_from_output(result.samples)) deliver(update);
+    }
+    publish_stats();
+  }
+  loop_running_ = false;
+}
+
+}  // namespace vllm

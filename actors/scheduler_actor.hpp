@@ -1,0 +1,61 @@
+// SchedulerActor: the Scheduler (pure bookkeeping) behind a strand, driving the step loop:
+// plan a step, await the worker (the strand is free meanwhile: new requests and aborts are
+// handled while the model runs), apply the sampled tokens and send each request its update.
+// Every request has a sink (an AsyncStream) that receives its updates and is closed after the
+// last one.
+#pragma once
+
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <unordered_map>
+
+#include <asio/any_io_executor.hpp>
+
+#include "actors/scheduler.hpp"
+#include "actors/worker.hpp"
+#include "runtime/actor.hpp"
+#include "runtime/async_stream.hpp"
+
+namespace vllm {
+
+// One update for one request; `error` set when the step it was in failed (the request is over).
+struct RequestEvent {
+  RequestUpdate update;
+  std::optional<std::string> error;
+};
+using RequestSink = std::shared_ptr<AsyncStream<RequestEvent>>;
+
+class SchedulerActor final : public Actor {
+ public:
+  SchedulerActor(asio::any_io_executor executor, Scheduler scheduler,
+                 std::shared_ptr<Worker> worker);
+
+  // Queues a request (throws InvalidRequestError, nothing queued) and starts the step loop.
+  asio::awaitable<void> add_request(NewRequest request, RequestSink sink);
+  // Ends a request now (a stop string matched, or aborted); its sink gets a final update.
+  asio::awaitable<bool> finish_request(RequestId id, FinishReason reason);
+  // Lets the step in flight end, aborts what is left, then stops the actor.
+  asio::awaitable<void> stop();
+
+  // The latest stats, readable from any thread.
+  SchedulerStats stats() const;
+
+ private:
+  asio::awaitable<void> step_loop();
+  void deliver(const RequestUpdate& update);
+  void fail_step(const SchedulerOutput& plan, const std::string& error);
+  void publish_stats();
+
+  Scheduler scheduler_;
+  std::shared_ptr<Worker> worker_;
+  std::unordered_map<RequestId, RequestSink> sinks_;
+  bool loop_running_ = false;
+  bool stopping_ = false;
+
+  mutable std::mutex stats_mutex_;
+  SchedulerStats stats_;
+};
+
+}  // namespace vllm

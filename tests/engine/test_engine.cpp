@@ -1,0 +1,248 @@
+#include <algorithm>
+#include <map>
+#include <random>
+
+#include <catch2/catch.hpp>
+
+#include "actors/request.hpp"
+#include "model/tokenizer.hpp"
+#include "tests/engine/engine_test_support.hpp"
+
+using vllm::Completion;
+using vllm::Engine;
+using vllm::SamplingParams;
+using vllm::test::run_async;
+
+namespace {
+
+SamplingParams greedy(int max_tokens) {
+  SamplingParams params;
+  params.temperature = 0;
+  params.max_tokens = max_tokens;
+  params.ignore_eos = true;
+  return params;
+}
+
+std::vector<int32_t> random_prompt(std::mt19937& rng, int length) {
+  std::uniform_int_distribution<int32_t> token(100, 40000);
+  std::vector<int32_t> ids(length);
+  for (auto& id : ids) id = token(rng);
+  return ids;
+}
+
+}  // namespace
+
+TEST_CASE("generate returns text, tokens, finish reason and usage", "[engine]") {
+  run_async([]() -> asio::awaitable<void> {
+    Engine engine = co_await Engine::create(vllm::test::small_engine_args());
+    SamplingParams params = greedy(8);
+    Completion out = co_await engine.generate("The capital of France is", params);
+    REQUIRE(out.outputs.size() == 1);
+    CHECK(out.outputs[0].token_ids.size() == 8);
+    CHECK(out.outputs[0].finish_reason == "length");
+    CHECK(out.usage.completion_tokens == 8);
+    CHECK(out.usage.prompt_tokens == static_cast<int32_t>(out.prompt_token_ids.size()));
+    CHECK(out.outputs[0].text == engine.tokenizer().decode(out.outputs[0].token_ids));
+    // Greedy is deterministic.
+    Completion again = co_await engine.generate("The capital of France is", params);
+    CHECK(again.outputs[0].token_ids == out.outputs[0].token_ids);
+    co_await engine.shutdown();
+  });
+}
+
+TEST_CASE("batch invariance: concurrent greedy requests equal each request alone", "[engine]") {
+  const bool full = vllm::test::full_acceptance();
+  const int num_requests = full ? 64 : 12;
+  const int max_prompt = full ? 600 : 300;
+  const int max_output = full ? 128 : 24;
+  run_async([&]() -> asio::awaitable<void> {
+    auto args = vllm::test::small_engine_args();
+    args.max_num_batched_tokens = 256;  // chunked prefill mixes with decodes
+    Engine engine = co_await Engine::create(args);
+    std::mt19937 rng(1234);
+    std::uniform_int_distribution<int> prompt_len(8, max_prompt), output_len(1, max_output);
+    std::vector<std::vector<int32_t>> prompts;
+    std::vector<int> outputs;
+    for (int i = 0; i < num_requests; ++i) {
+      prompts.push_back(random_prompt(rng, prompt_len(rng)));
+      outputs.push_back(output_len(rng));
+    }
+    std::vector<std::vector<int32_t>> alone;
+    for (int i = 0; i < num_requests; ++i) {
+      auto out = co_await engine.generate(prompts[i], greedy(outputs[i]));
+      alone.push_back(out.outputs[0].token_ids);
+    }
+    std::vector<asio::awaitable<Completion>> runs;
+    for (int i = 0; i < num_requests; ++i)
+      runs.push_back(engine.generate(prompts[i], greedy(outputs[i])));
+    auto together = co_await vllm::when_all(std::move(runs));
+    int equal = 0;
+    for (int i = 0; i < num_requests; ++i) {
+      if (together[i].outputs[0].token_ids == alone[i]) ++equal;
+    }
+    CHECK(equal == num_requests);
+    auto stats = engine.stats();
+    CHECK(stats.kv_cache_usage == 0.0);
+    CHECK(stats.num_requests_running == 0);
+    co_await engine.shutdown();
+  });
+}
+
+TEST_CASE("preemption: a small KV cache still completes every request with the same tokens",
+          "[engine]") {
+  const int num_requests = vllm::test::full_acceptance() ? 64 : 10;
+  run_async([&]() -> asio::awaitable<void> {
+    std::mt19937 rng(99);
+    std::uniform_int_distribution<int> prompt_len(8, 200), output_len(8, 24);
+    std::vector<std::vector<int32_t>> prompts;
+    std::vector<int> outputs;
+    int total_blocks = 0;
+    for (int i = 0; i < num_requests; ++i) {
+      prompts.push_back(random_prompt(rng, prompt_len(rng)));
+      outputs.push_back(output_len(rng));
+      total_blocks += (static_cast<int>(prompts.back().size()) + outputs.back() + 15) / 16;
+    }
+    auto big_args = vllm::test::small_engine_args();
+    Engine reference = co_await Engine::create(big_args);
+    std::vector<std::vector<int32_t>> expected;
+    for (int i = 0; i < num_requests; ++i) {
+      expected.push_back(
+          (co_await reference.generate(prompts[i], greedy(outputs[i]))).outputs[0].token_ids);
+    }
+    co_await reference.shutdown();
+
+    auto args = vllm::test::small_engine_args();
+    args.num_kv_blocks_override = std::max(14, total_blocks / 4);  // about a quarter fit
+    args.enable_prefix_caching = false;
+    Engine engine = co_await Engine::create(args);
+    std::vector<asio::awaitable<Completion>> runs;
+    for (int i = 0; i < num_requests; ++i)
+      runs.push_back(engine.generate(prompts[i], greedy(outputs[i])));
+    auto results = co_await vllm::when_all(std::move(runs));
+    for (int i = 0; i < num_requests; ++i) CHECK(results[i].outputs[0].token_ids == expected[i]);
+    auto stats = engine.stats();
+    CHECK(stats.num_preemptions > 0);
+    CHECK(stats.kv_cache_usage == 0.0);
+    co_await engine.shutdown();
+  });
+}
+
+TEST_CASE("streams: callback and async stream deliver every token once, then the end", "[engine]") {
+  run_async([]() -> asio::awaitable<void> {
+    Engine engine = co_await Engine::create(vllm::test::small_engine_args());
+    SamplingParams params = greedy(12);
+    Completion reference = co_await engine.generate("Once upon a time", params);
+
+    std::vector<int32_t> via_callback;
+    int finals = 0;
+    std::optional<vllm::Usage> usage;
+    co_await engine.generate("Once upon a time", params, [&](const vllm::TokenDelta& d) {
+      via_callback.insert(via_callback.end(), d.token_ids.begin(), d.token_ids.end());
+      if (d.finish_reason) ++finals;
+      if (d.usage) usage = d.usage;
+    });
+    CHECK(via_callback == reference.outputs[0].token_ids);
+    CHECK(finals == 1);
+    REQUIRE(usage);
+    CHECK(usage->completion_tokens == 12);
+
+    auto stream = co_await engine.stream("Once upon a time", params);
+    std::vector<int32_t> via_stream;
+    std::string text, finish;
+    while (auto delta = co_await stream.next()) {
+      via_stream.insert(via_stream.end(), delta->token_ids.begin(), delta->token_ids.end());
+      text += delta->text;
+      if (delta->finish_reason) finish = *delta->finish_reason;
+    }
+    CHECK(via_stream == reference.outputs[0].token_ids);
+    CHECK(text == reference.outputs[0].text);
+    CHECK(finish == "length");
+    co_await engine.shutdown();
+  });
+}
+
+TEST_CASE("abort ends a stream with reason abort and frees its blocks", "[engine]") {
+  run_async([]() -> asio::awaitable<void> {
+    Engine engine = co_await Engine::create(vllm::test::small_engine_args());
+    auto stream = co_await engine.stream("Tell me a long story", greedy(200));
+    std::string finish;
+    int events = 0;
+    while (auto delta = co_await stream.next()) {
+      if (++events == 3) co_await engine.abort(stream.request_id());
+      if (delta->finish_reason) finish = *delta->finish_reason;
+    }
+    CHECK(finish == "abort");
+    auto stats = engine.stats();
+    CHECK(stats.kv_cache_usage == 0.0);
+    CHECK(stats.num_requests_running == 0);
+    co_await engine.shutdown();
+  });
+}
+
+TEST_CASE("stop strings cut the text; n > 1 samples; seeds reproduce", "[engine]") {
+  run_async([]() -> asio::awaitable<void> {
+    Engine engine = co_await Engine::create(vllm::test::small_engine_args());
+    SamplingParams base = greedy(16);
+    Completion plain = co_await engine.generate("List: one, two, three,", base);
+    std::string text = plain.outputs[0].text;
+    REQUIRE(text.size() > 4);
+    std::string stop = text.substr(2, 2);
+    SamplingParams with_stop = base;
+    with_stop.stop = {stop};
+    Completion stopped = co_await engine.generate("List: one, two, three,", with_stop);
+    CHECK(stopped.outputs[0].text == text.substr(0, text.find(stop)));
+    CHECK(stopped.outputs[0].finish_reason == "stop");
+    REQUIRE(stopped.outputs[0].stop_reason);
+    CHECK(std::get<std::string>(*stopped.outputs[0].stop_reason) == stop);
+    with_stop.include_stop_str_in_output = true;
+    Completion included = co_await engine.generate("List: one, two, three,", with_stop);
+    CHECK(included.outputs[0].text == text.substr(0, text.find(stop) + stop.size()));
+
+    SamplingParams sampled;
+    sampled.temperature = 0.9f;
+    sampled.max_tokens = 8;
+    sampled.n = 3;
+    sampled.seed = 42;
+    Completion a = co_await engine.generate("Hello", sampled);
+    Completion b = co_await engine.generate("Hello", sampled);
+    REQUIRE(a.outputs.size() == 3);
+    for (int i = 0; i < 3; ++i) CHECK(a.outputs[i].token_ids == b.outputs[i].token_ids);
+    CHECK(a.usage.completion_tokens == 24);
+    co_await engine.shutdown();
+  });
+}
+
+TEST_CASE("bad requests get typed errors and the engine keeps serving", "[engine]") {
+  run_async([]() -> asio::awaitable<void> {
+    auto args = vllm::test::small_engine_args();
+    args.max_model_len = 64;
+    Engine engine = co_await Engine::create(args);
+    struct Case {
+      SamplingParams params;
+      vllm::Prompt prompt;
+      std::string fragment;
+    };
+    SamplingParams ok = greedy(4);
+    std::vector<Case> cases;
+    cases.push_back({ok, std::string("hi"), "max_tokens"});
+    cases.back().params.max_tokens = 0;
+    cases.push_back({ok, std::string("hi"), "top_p"});
+    cases.back().params.top_p = 1.5f;
+    cases.push_back({ok, std::vector<int32_t>(100, 5), "maximum context length"});
+    cases.push_back({ok, std::vector<int32_t>{-3}, "outside the vocabulary"});
+    cases.push_back({ok, std::vector<int32_t>{}, "empty"});
+    for (auto& c : cases) {
+      std::string message;
+      try {
+        co_await engine.generate(c.prompt, c.params);
+      } catch (const vllm::InvalidRequestError& e) {
+        message = e.what();
+      }
+      INFO(message);
+      CHECK(message.find(c.fragment) != std::string::npos);
+    }
+    Completion fine = co_await engine.generate("hi", ok);
+    CHECK(fine.outputs[0].token_ids.size() == 4);
+    co_await engine.shutdown();
+  });
+}
