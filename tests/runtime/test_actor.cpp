@@ -1,4 +1,5 @@
 #include <atomic>
+#include <memory>
 #include <chrono>
 #include <stdexcept>
 #include <thread>
@@ -83,6 +84,10 @@ TEST_CASE("one sender's messages are handled in send order", "[runtime][actor]")
 
 TEST_CASE("8 threads x 100k asks never overlap inside the actor and the count is exact",
           "[runtime][actor]") {
+  // The askers' contexts outlive the actor's thread: it may still be inside a post() to one of
+  // them after that asker has seen its last answer.
+  std::vector<std::unique_ptr<asio::io_context>> contexts;
+  for (int t = 0; t < 8; ++t) contexts.push_back(std::make_unique<asio::io_context>());
   vllm::ThreadModel threads(1);
   Counter counter(threads.add_dedicated_thread("counter"), "counter");
   constexpr int kThreads = 8;
@@ -90,8 +95,8 @@ TEST_CASE("8 threads x 100k asks never overlap inside the actor and the count is
   std::vector<std::thread> askers;
   std::atomic<int> failures{0};
   for (int t = 0; t < kThreads; ++t) {
-    askers.emplace_back([&] {
-      asio::io_context context;
+    askers.emplace_back([&, t] {
+      asio::io_context& context = *contexts[t];
       asio::co_spawn(
           context,
           [&]() -> asio::awaitable<void> {
@@ -107,6 +112,7 @@ TEST_CASE("8 threads x 100k asks never overlap inside the actor and the count is
   asio::io_context context;
   int64_t total = 0;
   run_coroutine(context, [&]() -> asio::awaitable<void> { total = co_await counter.count(); });
+  threads.shutdown();
   CHECK(failures == 0);
   CHECK(counter.overlaps() == 0);
   CHECK(total == int64_t{kThreads} * kAsksPerThread);
@@ -171,6 +177,8 @@ TEST_CASE("an ask on a stalled actor fails at its deadline", "[runtime][actor]")
     }
     elapsed = Clock::now() - start;
   });
+  // The abandoned ask still completes later: stop the actor's thread before `context` dies.
+  threads.shutdown();
   auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(elapsed).count();
   INFO("timed out after " << ms << " ms: " << message);
   REQUIRE(message.find("stalled") != std::string::npos);
