@@ -67,6 +67,11 @@ std::string py_strip(const std::string& s, const Value& chars, bool left, bool r
 std::vector<std::string> py_splitlines(const std::string& s);
 std::string py_capitalize(const std::string& s);
 std::string py_title_jinja(const std::string& s);
-std::string python_format_percent(const std::string& format, const Value& args);
+// `escape_args`: Markup's % escapes the arguments it formats.
+std::string python_format_percent(const std::string& format, const Value& args,
+                                  bool escape_args = false);
+// markupsafe.escape: & < > ' " as HTML entities; a Markup is returned unchanged.
+std::string html_escape(const std::string& text);
+Value escape(const Value& value);
 
 }  // namespace vllm::jinja

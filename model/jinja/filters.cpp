@@ -25,32 +25,6 @@ Value generator(std::vector<Value> items) {
   return Value::list(std::move(items), ListKind::kGenerator);
 }
 
-std::string html_escape(const std::string& s) {
-  std::string out;
-  for (char c : s) {
-    switch (c) {
-      case '&':
-        out += "&amp;";
-        break;
-      case '<':
-        out += "&lt;";
-        break;
-      case '>':
-        out += "&gt;";
-        break;
-      case '"':
-        out += "&#34;";
-        break;
-      case '\'':
-        out += "&#39;";
-        break;
-      default:
-        out += c;
-    }
-  }
-  return out;
-}
-
 // The sort key Jinja uses: the (dotted) attribute, lower-cased when a string and not
 // case-sensitive.
 Value sort_key(const Value& item, const Value& attribute, bool case_sensitive) {
@@ -243,6 +217,10 @@ bool filter_exists(const std::string& name) {
 }
 
 Value apply_filter(const std::string& name, const Value& value, CallArgs& args) {
+  // soft_str(value).upper() etc.: Markup's methods return Markup.
+  auto same_kind = [&](std::string text) {
+    return value.is_markup() ? Value::markup(std::move(text)) : Value(std::move(text));
+  };
   if (name == "default" || name == "d") {
     BoundArgs a(name, args, {"default_value", "boolean"});
     bool boolean = a.get_or(1, Value(false)).truthy();
@@ -255,15 +233,18 @@ Value apply_filter(const std::string& name, const Value& value, CallArgs& args) 
   }
   if (name == "trim") {
     BoundArgs a(name, args, {"chars"});
-    return Value(py_strip(value.str(), a.get_or(0, Value::none()), true, true));
+    Value chars = a.get_or(0, Value::none());
+    if (value.is_markup() && chars.is_string()) chars = escape(chars);
+    return same_kind(py_strip(value.str(), chars, true, true));
   }
-  if (name == "upper") return Value(unicode::upper(value.str()));
-  if (name == "lower") return Value(unicode::lower(value.str()));
-  if (name == "capitalize") return Value(py_capitalize(value.str()));
+  if (name == "upper") return same_kind(unicode::upper(value.str()));
+  if (name == "lower") return same_kind(unicode::lower(value.str()));
+  if (name == "capitalize") return same_kind(py_capitalize(value.str()));
   if (name == "title") return Value(py_title_jinja(value.str()));
-  if (name == "string" || name == "safe") return Value(value.str());
-  if (name == "escape" || name == "e" || name == "forceescape")
-    return Value(html_escape(value.str()));
+  if (name == "string") return value.is_string() ? value : Value(value.str());  // soft_str
+  if (name == "safe") return value.is_markup() ? value : Value::markup(value.str());
+  if (name == "escape" || name == "e") return escape(value);
+  if (name == "forceescape") return Value::markup(html_escape(value.str()));
   if (name == "tojson") {
     BoundArgs a(name, args, {"ensure_ascii", "indent", "separators", "sort_keys"});
     JsonOptions options;
@@ -308,7 +289,7 @@ Value apply_filter(const std::string& name, const Value& value, CallArgs& args) 
       raise("TypeError", "'" + value.type_name() + "' object is not reversible");
     auto items = value.iterate();
     if (items.empty()) return Value::undefined("No last item, sequence was empty.");
-    return items.back();
+    return value.is_markup() ? Value::markup(items.back().as_string()) : items.back();
   }
   if (name == "list") return Value::list(value.iterate());
   if (name == "items") {
@@ -360,7 +341,7 @@ Value apply_filter(const std::string& name, const Value& value, CallArgs& args) 
     if (value.is_string()) {
       auto cps = unicode::decode(value.as_string());
       std::reverse(cps.begin(), cps.end());
-      return Value(unicode::encode(cps));
+      return same_kind(unicode::encode(cps));
     }
     if (!(value.is_undefined() || value.is_list() || value.is_dict()))
       raise("FilterArgumentError", "argument must be iterable");
@@ -424,15 +405,17 @@ Value apply_filter(const std::string& name, const Value& value, CallArgs& args) 
       raise("TypeError",
             "unsupported operand type(s) for +=: '" + value.type_name() + "' and 'str'");
     }
-    return Value(indent_text(value.as_string(), a.get_or(0, Value(4)),
-                             a.get_or(1, Value(false)).truthy(),
-                             a.get_or(2, Value(false)).truthy()));
+    Value indented(indent_text(value.as_string(), a.get_or(0, Value(4)),
+                               a.get_or(1, Value(false)).truthy(),
+                               a.get_or(2, Value(false)).truthy()));
+    return value.is_markup() ? Value::markup(indented.as_string()) : indented;
   }
   if (name == "center") {
     BoundArgs a(name, args, {"width"});
     CallArgs method_args;
     method_args.positional = {a.get_or(0, Value(80))};
-    return call(get_attribute(Value(value.str()), "center"), method_args);
+    return call(get_attribute(value.is_string() ? value : Value(value.str()), "center"),
+                method_args);
   }
   if (name == "truncate") {
     BoundArgs a(name, args, {"length", "killwords", "end", "leeway"});
@@ -451,9 +434,10 @@ Value apply_filter(const std::string& name, const Value& value, CallArgs& args) 
     const std::string& s = value.as_string();
     std::string head =
         slice(Value(s), Value(0), Value(length - end_length), Value::none()).as_string();
-    if (a.get_or(1, Value(false)).truthy()) return Value(head + end);
+    if (value.is_markup()) end = html_escape(end);  // Markup + str escapes the str
+    if (a.get_or(1, Value(false)).truthy()) return same_kind(head + end);
     std::size_t space = head.rfind(' ');
-    return Value((space == std::string::npos ? head : head.substr(0, space)) + end);
+    return same_kind((space == std::string::npos ? head : head.substr(0, space)) + end);
   }
   if (name == "wordcount") {
     std::int64_t words = 0;

@@ -529,7 +529,41 @@ Value bound(const Value& self, const std::string& name,
                          [self, name, method](CallArgs& args) { return method(self, name, args); });
 }
 
+// markupsafe's Markup wraps these str methods: string arguments are escaped first and the
+// result (or each part of it) is Markup again.
+Value markup_method(const Value& self, const std::string& name, CallArgs& args) {
+  static const char* const kWrapped[] = {
+      "capitalize", "title",      "lower",     "upper",      "replace",  "ljust", "rjust",
+      "lstrip",     "rstrip",     "center",    "strip",      "swapcase", "zfill", "split",
+      "rsplit",     "splitlines", "partition", "rpartition", "format"};
+  bool wrapped = false;
+  for (const char* w : kWrapped) wrapped |= name == w;
+  if (name == "join") {
+    BoundArgs a(name, args, {"iterable"});
+    std::vector<Value> escaped;
+    for (const auto& item : a.get(0).iterate()) escaped.push_back(Value(escape(item).as_string()));
+    CallArgs join_args;
+    join_args.positional.push_back(Value::list(std::move(escaped)));
+    return Value::markup(string_method(self.as_string(), name, join_args).as_string());
+  }
+  if (!wrapped) return string_method(self.as_string(), name, args);
+  for (auto& v : args.positional)
+    if (v.is_string()) v = Value(escape(v).as_string());
+  for (auto& [k, v] : args.keyword)
+    if (v.is_string()) v = Value(escape(v).as_string());
+  if (name == "format") {
+    for (auto& v : args.positional) v = Value(escape(v).as_string());
+    for (auto& [k, v] : args.keyword) v = Value(escape(v).as_string());
+  }
+  Value result = string_method(self.as_string(), name, args);
+  if (result.is_string()) return Value::markup(result.as_string());
+  std::vector<Value> parts;
+  for (const auto& part : result.as_list()) parts.push_back(Value::markup(part.as_string()));
+  return Value::list(std::move(parts), result.list_kind());
+}
+
 Value string_method_value(const Value& self, const std::string& name, CallArgs& args) {
+  if (self.is_markup()) return markup_method(self, name, args);
   return string_method(self.as_string(), name, args);
 }
 
@@ -586,9 +620,15 @@ Value get_item(const Value& object, const Value& key) {
         if (i < 0 || i >= n) return missing_item(object, key);
         if (object.is_list()) return object.as_list()[static_cast<std::size_t>(i)];
         const std::string& s = object.as_string();
-        if (unicode::is_ascii(s)) return Value(s.substr(static_cast<std::size_t>(i), 1));
-        std::size_t begin = byte_offset(s, i);
-        return Value(s.substr(begin, byte_offset(s, i + 1) - begin));
+        std::string character;
+        if (unicode::is_ascii(s)) {
+          character = s.substr(static_cast<std::size_t>(i), 1);
+        } else {
+          std::size_t begin = byte_offset(s, i);
+          character = s.substr(begin, byte_offset(s, i + 1) - begin);
+        }
+        return object.is_markup() ? Value::markup(std::move(character))
+                                  : Value(std::move(character));
       }
       break;
     case Value::Kind::kNamespace:
@@ -644,12 +684,12 @@ Value slice(const Value& object, const Value& start_value, const Value& stop_val
   if (step == 1 && !indices.empty()) {
     std::size_t b = unicode::is_ascii(s) ? static_cast<std::size_t>(start) : byte_offset(s, start);
     std::size_t e = unicode::is_ascii(s) ? static_cast<std::size_t>(stop) : byte_offset(s, stop);
-    return Value(s.substr(b, e - b));
+    return object.is_markup() ? Value::markup(s.substr(b, e - b)) : Value(s.substr(b, e - b));
   }
   auto cps = unicode::decode(s);
   std::vector<char32_t> out;
   for (auto i : indices) out.push_back(cps[static_cast<std::size_t>(i)]);
-  return Value(unicode::encode(out));
+  return object.is_markup() ? Value::markup(unicode::encode(out)) : Value(unicode::encode(out));
 }
 
 Value call(const Value& callee, CallArgs& args) {
@@ -777,7 +817,39 @@ std::string py_title_jinja(const std::string& s) {
   return out;
 }
 
-std::string python_format_percent(const std::string& format, const Value& args) {
+std::string html_escape(const std::string& s) {
+  std::string out;
+  out.reserve(s.size());
+  for (char c : s) {
+    switch (c) {
+      case '&':
+        out += "&amp;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '"':
+        out += "&#34;";
+        break;
+      case '\'':
+        out += "&#39;";
+        break;
+      default:
+        out += c;
+    }
+  }
+  return out;
+}
+
+Value escape(const Value& value) {
+  if (value.is_markup()) return value;
+  return Value::markup(html_escape(value.str()));
+}
+
+std::string python_format_percent(const std::string& format, const Value& args, bool escape_args) {
   std::vector<Value> positional;
   const Dict* mapping = nullptr;
   // CPython treats any non-tuple, non-str argument with __getitem__ (a dict, a list) as a
@@ -819,10 +891,10 @@ std::string python_format_percent(const std::string& format, const Value& args) 
     }
     switch (conversion) {
       case 's':
-        out += value.str();
+        out += escape_args ? escape(value).str() : value.str();
         break;
       case 'r':
-        out += value.repr();
+        out += escape_args ? escape(Value(value.repr())).str() : value.repr();
         break;
       case 'd':
       case 'i':

@@ -36,9 +36,25 @@ double floor_mod(double a, double b) {
 
 Value binary_operator(const std::string& op, const Value& a, const Value& b) {
   if (op == "~") return Value(a.str() + b.str());
+  // Markup's __mul__/__rmul__ win (it subclasses str): anything but an int cannot repeat it.
+  if (op == "*" && (a.is_markup() || (b.is_markup() && !a.is_undefined()))) {
+    const Value& text = a.is_markup() ? a : b;
+    const Value& count = a.is_markup() ? b : a;
+    if (!count.is_integral())
+      raise("TypeError", "'" + count.type_name() + "' object cannot be interpreted as an integer");
+    std::string out;
+    for (std::int64_t i = 0; i < count.as_int(); ++i) out += text.as_string();
+    return Value::markup(std::move(out));
+  }
+  if (op == "+" && ((a.is_markup() && b.is_string()) || (b.is_markup() && a.is_string())))
+    return Value::markup(escape(a).as_string() + escape(b).as_string());  // plain side escaped
+  if (op == "+" && a.is_markup() && !b.is_undefined()) unsupported("+", a, b);
   if (a.is_undefined()) a.raise_undefined();
   // str % Undefined is formatting with a mapping-like argument (Undefined has __getitem__).
-  if (op == "%" && a.is_string()) return Value(python_format_percent(a.as_string(), b));
+  if (op == "%" && a.is_string()) {
+    std::string text = python_format_percent(a.as_string(), b, a.is_markup());
+    return a.is_markup() ? Value::markup(std::move(text)) : Value(std::move(text));
+  }
   if (b.is_undefined()) b.raise_undefined();
   bool both_ints = a.is_integral() && b.is_integral();
   bool both_numbers = a.is_number() && b.is_number();
@@ -94,7 +110,7 @@ Value binary_operator(const std::string& op, const Value& a, const Value& b) {
           raise("MemoryError", "string repetition result is too large");
         std::string out;
         for (std::int64_t i = 0; i < n; ++i) out += seq->as_string();
-        return Value(std::move(out));
+        return seq->is_markup() ? Value::markup(std::move(out)) : Value(std::move(out));
       }
       if (seq->is_list() && seq->list_kind() != ListKind::kGenerator) {
         if (static_cast<double>(n) * static_cast<double>(seq->as_list().size()) > 1e7)
@@ -102,6 +118,8 @@ Value binary_operator(const std::string& op, const Value& a, const Value& b) {
         return repeat(seq->as_list(), n, seq->list_kind());
       }
     }
+    if (seq->is_markup())
+      raise("TypeError", "'" + count->type_name() + "' object cannot be interpreted as an integer");
     if (is_sequence(*seq))
       raise("TypeError", "can't multiply sequence by non-int of type '" + count->type_name() + "'");
     unsupported("*", a, b);

@@ -47,6 +47,10 @@ Value Value::none() {
   return Value(Data(NoneData{}));
 }
 
+Value Value::markup(std::string text) {
+  return Value(Data(MarkupData{std::move(text)}));
+}
+
 namespace {
 
 // Recursive operations (repr, ==, <, JSON) stop here; a namespace can contain itself.
@@ -318,6 +322,7 @@ std::string Value::repr() const {
     case Kind::kFloat:
       return format_float(as_float());
     case Kind::kString:
+      if (is_markup()) return "Markup(" + repr_string(as_string()) + ")";
       return repr_string(as_string());
     case Kind::kList: {
       if (list_kind() == ListKind::kGenerator) return "<generator object <genexpr>>";
@@ -364,7 +369,7 @@ std::string Value::type_name() const {
     case Kind::kFloat:
       return "float";
     case Kind::kString:
-      return "str";
+      return is_markup() ? "Markup" : "str";
     case Kind::kList:
       return list_kind() == ListKind::kTuple       ? "tuple"
              : list_kind() == ListKind::kGenerator ? "generator"

@@ -90,7 +90,10 @@ class Value {
   static Value from_json(const nlohmann::json& json);
   static Value from_json(const nlohmann::ordered_json& json);
 
-  Kind kind() const { return static_cast<Kind>(data_.index()); }
+  Kind kind() const {
+    std::size_t index = data_.index();
+    return index == kMarkupIndex ? Kind::kString : static_cast<Kind>(index);
+  }
   bool is_undefined() const { return kind() == Kind::kUndefined; }
   bool is_none() const { return kind() == Kind::kNone; }
   bool is_bool() const { return kind() == Kind::kBool; }
@@ -114,7 +117,13 @@ class Value {
   bool as_bool() const { return std::get<bool>(data_); }
   std::int64_t as_int() const;  // int or bool
   double as_float() const;      // any number
-  const std::string& as_string() const { return std::get<std::string>(data_); }
+  const std::string& as_string() const {
+    return data_.index() == kMarkupIndex ? std::get<MarkupData>(data_).text
+                                         : std::get<std::string>(data_);
+  }
+  // markupsafe's Markup (from |safe, |escape): a str that escapes plain strings combined with it.
+  static Value markup(std::string text);
+  bool is_markup() const { return data_.index() == kMarkupIndex; }
   const std::vector<Value>& as_list() const;
   const Dict& as_dict() const;
   const Callable& as_callable() const;
@@ -138,6 +147,9 @@ class Value {
     std::shared_ptr<const std::pair<std::string, std::string>> message_and_kind;
   };
   struct NoneData {};
+  struct MarkupData {
+    std::string text;
+  };
   struct ListData {
     std::shared_ptr<const std::vector<Value>> items;
     ListKind kind;
@@ -145,7 +157,8 @@ class Value {
   };
   using Data = std::variant<UndefinedData, NoneData, bool, std::int64_t, double, std::string,
                             ListData, std::shared_ptr<const Dict>, std::shared_ptr<const Callable>,
-                            std::shared_ptr<Namespace>>;
+                            std::shared_ptr<Namespace>, MarkupData>;
+  static constexpr std::size_t kMarkupIndex = 10;
   explicit Value(Data data) : data_(std::move(data)) {}
   Data data_;
 };

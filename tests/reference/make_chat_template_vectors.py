@@ -449,7 +449,7 @@ EXPRESSION_LITERALS = [
     "1", "0", "-3", "2.5", "0.1", "1e3", "'a'", "'Hello World'", "''", "' x '", "none", "true",
     "false", "[1, 2, 3]", "[]", "['b', 'a']", "{'k': 1, 'j': [2]}", "{}", "(1, 'x')", "messages",
     "messages[0]", "messages[0].content", "messages[-1]['role']", "messages | length",
-    "undefined_name", "'é ü ß'", "'a,b,,c'"]
+    "undefined_name", "'é ü ß'", "'a,b,,c'", "'<b>&\"x\"</b>'", "'it\\'s'"]
 EXPRESSION_OPERATORS = ["+", "-", "*", "/", "//", "%", "~", "==", "!=", "<", ">", "<=", ">=",
                         "and", "or", "in", "not in", "**"]
 EXPRESSION_FILTERS = [
@@ -458,7 +458,8 @@ EXPRESSION_FILTERS = [
     "title", "capitalize", "default('d')", "default('d', true)", "join(',')", "join", "count",
     "wordcount", "items|list", "dictsort", "sum", "min", "max", "batch(2)|list",
     "slice(2)|list", "indent(2)", "center(9)", "replace('a', 'b')", "truncate(5)",
-    "map('string')|list", "select|list", "reject('odd')|list"]
+    "map('string')|list", "select|list", "reject('odd')|list", "e", "safe", "escape|upper",
+    "safe|trim", "e|reverse", "e|center(9)", "safe|indent(2)", "e|truncate(5)"]
 EXPRESSION_TESTS = ["defined", "undefined", "none", "string", "number", "integer", "float",
                     "mapping", "iterable", "sequence", "boolean", "true", "false", "even", "odd",
                     "divisibleby 2", "eq 1", "in [1, 'a']", "callable"]
