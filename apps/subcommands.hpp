@@ -12,4 +12,8 @@ using Args = std::vector<std::string>;
 // vllm-cpp generate MODEL (--prompt TEXT | --prompt-token-ids 1,2,3) [--max-tokens N ...]
 int run_generate(const Args& args);
 
+// vllm-cpp bench throughput|latency [MODEL] ...: offline engine benchmarks
+int run_bench_throughput(const Args& args);
+int run_bench_latency(const Args& args);
+
 }  // namespace vllm::apps
