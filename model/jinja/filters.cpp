@@ -278,6 +278,10 @@ Value apply_filter(const std::string& name, const Value& value, CallArgs& args) 
     return Value(out);
   }
   if (name == "first") {
+    if (value.is_list() && value.list_kind() == ListKind::kGenerator) {
+      if (auto item = value.next_item()) return *item;  // consumes one item, as next() does
+      return Value::undefined("No first item, sequence was empty.");
+    }
     auto items = value.iterate();
     if (items.empty()) return Value::undefined("No first item, sequence was empty.");
     return items.front();

@@ -194,6 +194,11 @@ bool contains(const Value& container, const Value& item) {
               "'in <string>' requires string as left operand, not " + item.type_name());
       return container.as_string().find(item.as_string()) != std::string::npos;
     case Value::Kind::kList:
+      if (container.list_kind() == ListKind::kGenerator) {  // consumed up to the match
+        while (auto v = container.next_item())
+          if (equals(*v, item)) return true;
+        return false;
+      }
       for (const auto& v : container.as_list())
         if (equals(v, item)) return true;
       return false;

@@ -94,8 +94,10 @@ std::uint32_t Value::depth() const {
 Value Value::list(std::vector<Value> items, ListKind kind) {
   std::uint32_t depth = 0;
   for (const auto& item : items) depth = std::max(depth, item.depth());
+  std::shared_ptr<std::size_t> consumed;
+  if (kind == ListKind::kGenerator) consumed = std::make_shared<std::size_t>(0);
   return Value(Data(ListData{std::make_shared<const std::vector<Value>>(std::move(items)), kind,
-                             checked_depth(depth + 1)}));
+                             checked_depth(depth + 1), std::move(consumed)}));
 }
 
 Value Value::dict(Dict dict) {
@@ -384,12 +386,24 @@ std::string Value::type_name() const {
   return "object";
 }
 
+std::optional<Value> Value::next_item() const {
+  const ListData& list = std::get<ListData>(data_);
+  if (*list.consumed >= list.items->size()) return std::nullopt;
+  return (*list.items)[(*list.consumed)++];
+}
+
 std::vector<Value> Value::iterate() const {
   switch (kind()) {
     case Kind::kUndefined:
       return {};
-    case Kind::kList:
-      return as_list();
+    case Kind::kList: {
+      const ListData& list = std::get<ListData>(data_);
+      if (!list.consumed) return *list.items;
+      std::vector<Value> rest(list.items->begin() + static_cast<std::ptrdiff_t>(*list.consumed),
+                              list.items->end());
+      *list.consumed = list.items->size();
+      return rest;
+    }
     case Kind::kDict: {
       std::vector<Value> keys;
       keys.reserve(as_dict().size());

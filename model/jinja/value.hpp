@@ -139,8 +139,11 @@ class Value {
   // Python's type name, as error messages use it: 'int', 'str', 'list', 'dict', 'NoneType'...
   std::string type_name() const;
   // The items a for loop visits: list items, dict keys, string characters; undefined: none.
-  // Raises TypeError for values that are not iterable.
+  // Raises TypeError for values that are not iterable. A generator yields what is left of it
+  // and is exhausted afterwards.
   std::vector<Value> iterate() const;
+  // next(iter(generator)) (nullopt when exhausted).
+  std::optional<Value> next_item() const;
 
  private:
   struct UndefinedData {
@@ -154,6 +157,9 @@ class Value {
     std::shared_ptr<const std::vector<Value>> items;
     ListKind kind;
     std::uint32_t depth;
+    // Generators: how many items have been consumed (shared by every copy, as a Python
+    // generator object is).
+    std::shared_ptr<std::size_t> consumed;
   };
   using Data = std::variant<UndefinedData, NoneData, bool, std::int64_t, double, std::string,
                             ListData, std::shared_ptr<const Dict>, std::shared_ptr<const Callable>,
