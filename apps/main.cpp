@@ -18,6 +18,9 @@ struct Subcommand {
 constexpr Subcommand kSubcommands[] = {
     {"generate", "run one prompt offline and print the continuation and tokens/s",
      vllm::apps::run_generate},
+    {"serve", "run the OpenAI-compatible server", vllm::apps::run_serve},
+    {"bench", "benchmarks: bench serve (load against an OpenAI-compatible server)",
+     vllm::apps::run_bench},
 };
 
 void print_usage(std::FILE* out) {

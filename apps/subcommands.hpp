@@ -11,6 +11,10 @@ using Args = std::vector<std::string>;
 
 // vllm-cpp generate MODEL (--prompt TEXT | --prompt-token-ids 1,2,3) [--max-tokens N ...]
 int run_generate(const Args& args);
+// vllm-cpp serve [MODEL] [--port 8000 ...]: the OpenAI-compatible server
+int run_serve(const Args& args);
+// vllm-cpp bench serve --base-url URL ...: load generator against an OpenAI-compatible server
+int run_bench(const Args& args);
 
 // vllm-cpp bench throughput|latency [MODEL] ...: offline engine benchmarks
 int run_bench_throughput(const Args& args);

@@ -279,8 +279,10 @@ asio::awaitable<void> OpenAiServer::completions(const Json& body, HttpReply repl
   CompletionRequest request = parse_completion_request(body, engine_.default_sampling_params());
   check_model(request.model);
   const Tokenizer& tokenizer = engine_.tokenizer();
-  const std::string id = new_id("cmpl-");
-  const std::string request_id_base = request.request_id.empty() ? id : request.request_id;
+  // Engine ids are always ours (unique); a client's request_id names the response, as vLLM.
+  const std::string request_id_base = new_id("cmpl-");
+  const std::string id =
+      request.request_id.empty() ? request_id_base : "cmpl-" + request.request_id;
 
   // Tokenize and validate every prompt before starting any.
   std::vector<std::vector<int32_t>> prompt_ids;
@@ -414,9 +416,10 @@ asio::awaitable<void> OpenAiServer::chat_completions(const Json& body, HttpReply
   }
   engine_.validate(ids, request.params);
 
-  const std::string id = new_id("chatcmpl-");
+  const std::string engine_id = new_id("chatcmpl-");
+  const std::string id = request.request_id.empty() ? engine_id : "chatcmpl-" + request.request_id;
   GenerateOptions options;
-  options.request_id = request.request_id.empty() ? id : request.request_id;
+  options.request_id = engine_id;
   options.priority = request.priority;
   options.add_special_tokens = false;
   const int32_t prompt_tokens = static_cast<int32_t>(ids.size());
