@@ -5,10 +5,9 @@
 #include <filesystem>
 #include <string>
 
-#include <spdlog/spdlog.h>
-
 #include "apps/command_line.hpp"
 #include "apps/subcommands.hpp"
+#include "runtime/logging.hpp"
 #include "server/serve.hpp"
 
 namespace vllm::apps {
@@ -106,12 +105,11 @@ int run_serve(const Args& raw_args) {
     throw UsageError("--enable-prefix-caching and --no-enable-prefix-caching contradict");
   }
   if (auto level = args.value("--log-level")) {
-    const auto parsed = spdlog::level::from_str(*level);
-    if (parsed == spdlog::level::off && *level != "off") {
-      throw UsageError("--log-level: expected trace, debug, info, warning or error, got '" +
-                       *level + "'");
+    try {
+      set_log_level(*level == "warning" ? "warn" : *level);
+    } catch (const std::invalid_argument& e) {
+      throw UsageError(std::string("--log-level: ") + e.what());
     }
-    spdlog::set_level(parsed);
   }
 
   EngineArgs engine;

@@ -12,8 +12,8 @@
 #include <unordered_map>
 #include <vector>
 
-#include <spdlog/spdlog.h>
 #include <asio/post.hpp>
+#include "runtime/logging.hpp"
 
 #include "server/http_error.hpp"
 
@@ -150,7 +150,7 @@ void HttpReply::send(int status, std::string body, std::string_view content_type
         .set_body(std::move(body))
         .done();
   } catch (const std::exception& e) {
-    spdlog::debug("http: could not send a response: {}", e.what());
+    logger("server")->debug("http: could not send a response: {}", e.what());
   }
 }
 
@@ -163,7 +163,7 @@ void HttpReply::start_stream(std::string_view content_type) {
     impl_->stream->append_header(restinio::http_field::content_type, std::string(content_type));
     impl_->stream->append_header(restinio::http_field::cache_control, "no-cache");
   } catch (const std::exception& e) {
-    spdlog::debug("http: could not start a stream: {}", e.what());
+    logger("server")->debug("http: could not start a stream: {}", e.what());
     impl_->stream.reset();
   }
 }
@@ -180,7 +180,7 @@ bool HttpReply::write(std::string chunk) {
       if (auto self = weak.lock()) self->mark_gone(self);
     });
   } catch (const std::exception& e) {
-    spdlog::debug("http: write failed: {}", e.what());
+    logger("server")->debug("http: write failed: {}", e.what());
     return false;
   }
   return true;
@@ -194,7 +194,7 @@ void HttpReply::finish() {
     try {
       impl_->stream->done();
     } catch (const std::exception& e) {
-      spdlog::debug("http: finishing a stream failed: {}", e.what());
+      logger("server")->debug("http: finishing a stream failed: {}", e.what());
     }
   }
   impl_->unregister();

@@ -7,13 +7,13 @@
 #include <vector>
 
 #include <fmt/format.h>
-#include <spdlog/spdlog.h>
 #include <asio/co_spawn.hpp>
 #include <asio/detached.hpp>
 #include <asio/redirect_error.hpp>
 #include <asio/steady_timer.hpp>
 #include <asio/this_coro.hpp>
 #include <asio/use_awaitable.hpp>
+#include "runtime/logging.hpp"
 
 #include "model/chat_template.hpp"
 #include "model/tokenizer.hpp"
@@ -251,7 +251,7 @@ asio::awaitable<void> OpenAiServer::serve(HttpRequest request, HttpReply reply) 
   } catch (...) {
     const HttpError error = to_http_error(std::current_exception());
     if (error.status() >= 500) {
-      spdlog::warn("{} {}: {}", request.method, request.path, error.what());
+      logger("server")->warn("{} {}: {}", request.method, request.path, error.what());
     }
     if (reply.streaming()) {  // the headers are out: report in the stream, then end it
       reply.write("data: " + error_body(error.status(), error.what(), error.param()) + "\n\n");

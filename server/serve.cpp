@@ -6,13 +6,13 @@
 #include <optional>
 
 #include <fmt/format.h>
-#include <spdlog/spdlog.h>
 #include <asio/co_spawn.hpp>
 #include <asio/detached.hpp>
 #include <asio/io_context.hpp>
 #include <asio/signal_set.hpp>
 #include <asio/steady_timer.hpp>
 #include <asio/use_awaitable.hpp>
+#include "runtime/logging.hpp"
 
 #include "engine/engine.hpp"
 #include "server/openai_server.hpp"
@@ -48,8 +48,8 @@ int serve(EngineArgs engine_args, ServeOptions options) {
   asio::signal_set signals(io_context, SIGINT, SIGTERM);
   bool stopping = false;
   auto shutdown = [&]() -> asio::awaitable<void> {
-    spdlog::info("shutting down: no new requests; waiting up to {} ms for {} in flight",
-                 options.shutdown_timeout.count(), api ? api->num_in_flight() : 0);
+    logger("server")->info("shutting down: no new requests; waiting up to {} ms for {} in flight",
+                           options.shutdown_timeout.count(), api ? api->num_in_flight() : 0);
     if (http) http->stop_accepting();
     if (api) api->begin_shutdown();
     if (engine) co_await engine->shutdown(options.shutdown_timeout.count());
@@ -60,21 +60,21 @@ int serve(EngineArgs engine_args, ServeOptions options) {
       co_await timer.async_wait(asio::use_awaitable);
     }
     *stop_logging = true;
-    spdlog::info("shutdown complete");
+    logger("server")->info("shutdown complete");
     io_context.stop();
   };
   std::function<void(const asio::error_code&, int)> on_signal = [&](const asio::error_code& ec,
                                                                     int signal) {
     if (ec) return;
     if (stopping) {  // a second signal: stop now
-      spdlog::warn("signal {} again: exiting without waiting", signal);
+      logger("server")->warn("signal {} again: exiting without waiting", signal);
       io_context.stop();
       return;
     }
     stopping = true;
     asio::co_spawn(io_context, shutdown(), [&](std::exception_ptr error) {
       if (error) {
-        spdlog::error("shutdown failed");
+        logger("server")->error("shutdown failed");
         io_context.stop();
       }
     });
@@ -83,7 +83,7 @@ int serve(EngineArgs engine_args, ServeOptions options) {
   signals.async_wait(on_signal);
 
   auto start = [&]() -> asio::awaitable<void> {
-    spdlog::info("loading {}", engine_args.model);
+    logger("server")->info("loading {}", engine_args.model);
     engine = co_await Engine::create(engine_args);
     if (stopping) co_return;
     const EngineArgs& resolved = engine->args();
@@ -94,11 +94,12 @@ int serve(EngineArgs engine_args, ServeOptions options) {
                                         });
     http->start(
         [&, name = resolved.served_model_name] {
-          spdlog::info("listening on {}:{}", options.http.host, options.http.port);
+          logger("server")->info("listening on {}:{}", options.http.host, options.http.port);
           print_usage_hint(options.http.host, options.http.port, name, !options.api_key.empty());
         },
         [&](std::string error) {
-          spdlog::error("cannot listen on {}:{}: {}", options.http.host, options.http.port, error);
+          logger("server")->error("cannot listen on {}:{}: {}", options.http.host,
+                                  options.http.port, error);
           exit_code = 1;
           io_context.stop();
         });
@@ -112,7 +113,7 @@ int serve(EngineArgs engine_args, ServeOptions options) {
     try {
       std::rethrow_exception(error);
     } catch (const std::exception& e) {
-      spdlog::error("cannot start the engine: {}", e.what());
+      logger("server")->error("cannot start the engine: {}", e.what());
     }
     exit_code = 1;
     io_context.stop();

@@ -1,10 +1,10 @@
 #include "server/stats_logger.hpp"
 
 #include <fmt/format.h>
-#include <spdlog/spdlog.h>
 #include <asio/steady_timer.hpp>
 #include <asio/this_coro.hpp>
 #include <asio/use_awaitable.hpp>
+#include "runtime/logging.hpp"
 
 namespace vllm::server {
 
@@ -40,7 +40,7 @@ asio::awaitable<void> log_stats_periodically(std::function<EngineStats()> read_s
     const auto t = std::chrono::steady_clock::now();
     const std::string line =
         stats_log_line(before, now, std::chrono::duration<double>(t - last).count());
-    if (!line.empty()) spdlog::info("{}", line);
+    if (!line.empty()) logger("server")->info("{}", line);
     before = std::move(now);
     last = t;
   }
