@@ -145,3 +145,16 @@ def test_ignore_eos_and_min_tokens(client):
                                     extra_body={"ignore_eos": True})
     assert out.usage.completion_tokens == 12
     assert out.choices[0].finish_reason == "length"
+
+
+def test_streamed_logprobs(client):
+    tokens, text = [], ""
+    for chunk in client.completions.create(model=MODEL_NAME, prompt=PROMPT, max_tokens=5,
+                                           temperature=0, logprobs=2, stream=True):
+        c = chunk.choices[0]
+        text += c.text
+        if c.logprobs:
+            tokens += c.logprobs.tokens
+            assert all(len(top) >= 2 for top in c.logprobs.top_logprobs)
+    assert "".join(tokens) == text
+    assert len(tokens) >= 1

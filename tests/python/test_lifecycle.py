@@ -68,3 +68,17 @@ def test_full_queue_is_503():
         assert set(statuses) <= {200, 503}
     finally:
         assert s.stop() == 0
+
+
+def test_bad_flags_are_refused_clearly():
+    import subprocess
+
+    from conftest import BINARY
+    for args, needle in [(["--dtype", "float16"], "--dtype float16 is not supported"),
+                         (["--kv-cache-memory", "lots"], "--kv-cache-memory"),
+                         (["--port", "70000"], "--port"),
+                         (["--no-such-flag"], "unknown flag --no-such-flag")]:
+        proc = subprocess.run([str(BINARY), "serve", *args], capture_output=True, text=True,
+                              timeout=60)
+        assert proc.returncode != 0
+        assert needle in proc.stderr, proc.stderr
