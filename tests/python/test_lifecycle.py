@@ -82,3 +82,24 @@ def test_bad_flags_are_refused_clearly():
                               timeout=60)
         assert proc.returncode != 0
         assert needle in proc.stderr, proc.stderr
+
+
+def test_connection_limit():
+    """With --max-connections 4 and 4 idle connections open, a fifth client waits until the
+    read timeout closes an idle one; it is then served."""
+    import socket
+
+    from conftest import READ_TIMEOUT_S
+    s = Server(extra_args=["--max-connections", "4"])
+    try:
+        idle = [socket.create_connection(("127.0.0.1", s.port)) for _ in range(4)]
+        time.sleep(0.2)
+        start = time.time()
+        r = requests.get(s.base_url + "/health", timeout=READ_TIMEOUT_S + 10)
+        waited = time.time() - start
+        assert r.status_code == 200
+        assert waited >= READ_TIMEOUT_S - 1.0, waited
+        for sock in idle:
+            sock.close()
+    finally:
+        assert s.stop() == 0
