@@ -7,6 +7,7 @@
 
 #include "apps/command_line.hpp"
 #include "apps/subcommands.hpp"
+#include "engine/default_model.hpp"
 #include "runtime/logging.hpp"
 #include "server/serve.hpp"
 
@@ -67,17 +68,6 @@ int64_t parse_bytes(std::string_view flag, const std::string& text) {
   return static_cast<int64_t>(value * scale);
 }
 
-std::string bundled_model_path() {
-  std::filesystem::path cache;
-  if (const char* env = std::getenv("VLLM_CPP_CACHE")) {
-    cache = env;
-  } else {
-    const char* home = std::getenv("HOME");
-    cache = std::filesystem::path(home ? home : "/root") / ".cache" / "vllm-cpp";
-  }
-  return (cache / "SmolLM2-135M-Instruct.Q4_1.gguf").string();
-}
-
 int32_t positive_int(const ParsedArgs& args, std::string_view flag, int64_t fallback) {
   const int64_t v = args.int_value(flag, fallback);
   if (v < 1 || v > (int64_t{1} << 31) - 1) throw UsageError(std::string(flag) + " must be >= 1");
@@ -97,7 +87,7 @@ int run_serve(const Args& raw_args) {
   const ParsedArgs args = ParsedArgs::parse(raw_args, kFlags);
   if (args.has("--help")) {
     std::printf("usage: vllm-cpp serve [MODEL] [flags]\n\nMODEL defaults to the bundled %s.\n\n%s",
-                bundled_model_path().c_str(), flags_help(kFlags).c_str());
+                vllm::bundled_model_path().c_str(), flags_help(kFlags).c_str());
     return 0;
   }
   if (args.positionals().size() > 1) throw UsageError("expected at most one MODEL");
@@ -119,7 +109,7 @@ int run_serve(const Args& raw_args) {
       throw UsageError("MODEL and --model name different models");
     }
   } else {
-    engine.model = args.value("--model").value_or(bundled_model_path());
+    engine.model = args.value("--model").value_or(vllm::bundled_model_path().string());
   }
   engine.load_format = args.value("--load-format").value_or("auto");
   engine.served_model_name = args.value("--served-model-name").value_or("");
