@@ -103,3 +103,17 @@ def test_connection_limit():
             sock.close()
     finally:
         assert s.stop() == 0
+
+
+def test_chat_template_flag_replaces_the_models():
+    template = "{% for m in messages %}[{{ m['role'] }}] {{ m['content'] }}\n{% endfor %}"
+    s = Server(extra_args=["--chat-template", template])
+    try:
+        messages = [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Yo"}]
+        ours = requests.post(s.base_url + "/tokenize", timeout=30,
+                             json={"messages": messages}).json()["tokens"]
+        text = requests.post(s.base_url + "/detokenize", timeout=30,
+                             json={"tokens": ours}).json()["prompt"]
+        assert text == "[user] Hi\n[assistant] Yo\n"
+    finally:
+        assert s.stop() == 0
