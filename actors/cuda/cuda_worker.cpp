@@ -1,0 +1,142 @@
+#include "actors/cuda/cuda_worker.hpp"
+
+#include <algorithm>
+#include <stdexcept>
+#include <string>
+#include <utility>
+
+#include "kernels/cuda/cuda_check.hpp"
+#include "runtime/cuda/cuda_await.hpp"
+
+namespace vllm {
+namespace {
+
+// Device memory kept free beyond the preallocated activations: cuBLASLt's internal buffers, the
+// flash-decoding workspace and the logits buffers growing past their first size.
+constexpr int64_t kActivationMarginBytes = int64_t{512} << 20;
+
+std::string describe_device() {
+  int device = 0;
+  cuda::check_cuda(cudaGetDevice(&device), "cudaGetDevice");
+  cudaDeviceProp props{};
+  cuda::check_cuda(cudaGetDeviceProperties(&props, device), "cudaGetDeviceProperties");
+  return "cuda:" + std::to_string(device) + " (" + props.name + ")";
+}
+
+int64_t blocks_for_device(const CudaLlamaModel& model, const CudaWorkerConfig& config) {
+  if (config.num_kv_blocks_override > 0) return config.num_kv_blocks_override;
+  if (!(config.gpu_memory_utilization > 0.0 && config.gpu_memory_utilization <= 1.0)) {
+    throw std::invalid_argument("gpu_memory_utilization must be in (0, 1], got " +
+                                std::to_string(config.gpu_memory_utilization));
+  }
+  size_t free_bytes = 0, total_bytes = 0;
+  cuda::check_cuda(cudaMemGetInfo(&free_bytes, &total_bytes), "cudaMemGetInfo");
+  const auto total = static_cast<int64_t>(total_bytes);
+  const int64_t used = total - static_cast<int64_t>(free_bytes);  // weights, buffers, others
+  const int64_t budget =
+      static_cast<int64_t>(static_cast<double>(total) * config.gpu_memory_utilization) - used -
+      kActivationMarginBytes;
+  const int64_t block_bytes = model.kv_block_bytes(config.block_size);
+  if (budget < block_bytes) {
+    throw cuda::CudaError(
+        "not enough device memory for a KV cache: gpu_memory_utilization " +
+        std::to_string(config.gpu_memory_utilization) + " of " + std::to_string(total >> 20) +
+        " MiB leaves " + std::to_string(budget >> 20) + " MiB after " + std::to_string(used >> 20) +
+        " MiB in use (weights, activations) and a " + std::to_string(kActivationMarginBytes >> 20) +
+        " MiB margin; raise --gpu-memory-utilization or lower --max-num-batched-tokens");
+  }
+  return budget / block_bytes;
+}
+
+}  // namespace
+
+CudaWorker::CudaWorker(asio::any_io_executor executor, LlamaWeights weights,
+                       std::vector<int32_t> eos_token_ids, const CudaWorkerConfig& config)
+    : Actor(std::move(executor), "cuda-worker"),
+      model_(std::move(weights), config.dtype, config.max_num_batched_tokens),
+      sampler_(std::move(eos_token_ids), config.seed),
+      block_size_(config.block_size),
+      device_name_(describe_device()) {
+  if (config.block_size <= 0) {
+    throw std::invalid_argument("block_size must be positive, got " +
+                                std::to_string(config.block_size));
+  }
+  model_.allocate_kv_cache(blocks_for_device(model_, config), config.block_size);
+  cuda::check_cuda(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking),
+                   "cudaStreamCreateWithFlags");
+}
+
+CudaWorker::~CudaWorker() {
+  if (stream_) {
+    cudaStreamSynchronize(stream_);
+    cudaStreamDestroy(stream_);
+  }
+}
+
+asio::awaitable<StepResult> CudaWorker::execute(std::shared_ptr<const SchedulerOutput> plan) {
+  return ask([this, plan = std::move(plan)]() { return run(plan); });
+}
+
+asio::awaitable<StepResult> CudaWorker::run(std::shared_ptr<const SchedulerOutput> plan_ptr) {
+  // One step at a time: the model's buffers are shared by every step.
+  if (busy_) {
+    OneShot<void> turn;
+    waiting_steps_.push_back(turn);
+    co_await turn.get();
+  }
+  busy_ = true;
+  struct Release {
+    CudaWorker* worker;
+    ~Release() {
+      if (worker->waiting_steps_.empty()) {
+        worker->busy_ = false;
+      } else {
+        OneShot<void> next = worker->waiting_steps_.front();
+        worker->waiting_steps_.pop_front();
+        next.set_value();  // busy_ passes to the next step
+      }
+    }
+  } release{this};
+
+  const SchedulerOutput& plan = *plan_ptr;
+  for (const auto& id : plan.finished_ids) histories_.erase(id);
+  for (const auto& id : plan.preempted_ids) histories_.erase(id);
+  StepResult result;
+  if (plan.empty()) co_return result;
+
+  for (const auto& request : plan.requests) {
+    if (request.is_new) {
+      histories_[request.request_id] = {request.prompt_token_ids, request.output_token_ids};
+    }
+  }
+  ForwardBatch batch = make_forward_batch(plan, block_size_);
+  const int64_t rows = model_.enqueue_forward(batch, stream_);
+  co_await await_stream(stream_);
+  HostTensor logits = model_.host_logits(rows);
+
+  std::vector<SamplingRequest> sampling;
+  std::vector<const ScheduledRequest*> sampled_requests;
+  for (const auto& request : plan.requests) {
+    if (!request.samples) continue;
+    const History& history = histories_.at(request.request_id);
+    sampling.push_back({request.params.get(), history.prompt, history.output});
+    sampled_requests.push_back(&request);
+  }
+  std::vector<SampledToken> tokens = sampler_.sample(logits, sampling);
+  result.samples.reserve(tokens.size());
+  for (size_t i = 0; i < tokens.size(); ++i) {
+    const RequestId& id = sampled_requests[i]->request_id;
+    histories_.at(id).output.push_back(tokens[i].token_id);
+    result.samples.push_back({id, tokens[i].token_id, std::move(tokens[i].logprobs)});
+  }
+  co_return result;
+}
+
+std::shared_ptr<Worker> make_cuda_worker(asio::any_io_executor dedicated_thread,
+                                         LlamaWeights weights, std::vector<int32_t> eos_token_ids,
+                                         const CudaWorkerConfig& config) {
+  return std::make_shared<CudaWorker>(std::move(dedicated_thread), std::move(weights),
+                                      std::move(eos_token_ids), config);
+}
+
+}  // namespace vllm
