@@ -31,7 +31,7 @@ namespace {
 
 constexpr FlagSpec kFlags[] = {
     {"--base-url", true, "the server, e.g. http://localhost:8000 (default)"},
-    {"--model", true, "model name sent with each request (default: the server's first model)"},
+    {"--model", true, "model name sent with each request (default: none, the server picks its own)"},
     {"--num-prompts", true, "requests to send (default 100)"},
     {"--request-rate", true, "requests per second (Poisson arrivals) or inf (default inf)"},
     {"--max-concurrency", true, "most requests in flight at once (default: unlimited)"},
