@@ -246,3 +246,59 @@ TEST_CASE("bad requests get typed errors and the engine keeps serving", "[engine
     co_await engine.shutdown();
   });
 }
+
+TEST_CASE("200 streaming requests, 30% aborted at random points: none lost, no block held",
+          "[engine]") {
+  run_async([]() -> asio::awaitable<void> {
+    auto args = vllm::test::small_engine_args();
+    args.max_num_batched_tokens = 1024;
+    Engine engine = co_await Engine::create(args);
+    std::mt19937 rng(2024);
+    std::uniform_int_distribution<int> prompt_len(4, 48), output_len(2, 10), abort_at(1, 6);
+    std::bernoulli_distribution aborted(0.3);
+    struct Outcome {
+      bool want_abort = false;
+      std::string finish;
+      int finals = 0;
+    };
+    std::vector<Outcome> outcomes(200);
+    std::vector<asio::awaitable<int>> clients;
+    for (int i = 0; i < 200; ++i) {
+      auto prompt = random_prompt(rng, prompt_len(rng));
+      SamplingParams params = greedy(output_len(rng));
+      outcomes[i].want_abort = aborted(rng);
+      int stop_after = abort_at(rng);
+      Outcome* outcome = &outcomes[i];
+      auto client = [](Engine engine, std::vector<int32_t> prompt, SamplingParams params,
+                       Outcome* outcome, int stop_after) -> asio::awaitable<int> {
+        auto stream = co_await engine.stream(std::move(prompt), std::move(params));
+        int events = 0;
+        while (auto delta = co_await stream.next()) {
+          if (outcome->want_abort && ++events == stop_after) {
+            co_await engine.abort(stream.request_id());
+          }
+          if (delta->finish_reason) {
+            outcome->finish = *delta->finish_reason;
+            ++outcome->finals;
+          }
+        }
+        co_return 0;
+      };
+      clients.push_back(client(engine, std::move(prompt), params, outcome, stop_after));
+    }
+    co_await vllm::when_all(std::move(clients));
+    int answered = 0, aborts = 0;
+    for (const auto& outcome : outcomes) {
+      if (outcome.finals == 1) ++answered;
+      if (outcome.finish == "abort") ++aborts;
+      if (!outcome.want_abort) CHECK(outcome.finish == "length");
+    }
+    CHECK(answered == 200);
+    CHECK(aborts > 20);
+    auto stats = engine.stats();
+    CHECK(stats.kv_cache_usage == 0.0);
+    CHECK(stats.num_requests_running == 0);
+    CHECK(stats.num_requests_waiting == 0);
+    co_await engine.shutdown();
+  });
+}
