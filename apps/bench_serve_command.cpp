@@ -31,7 +31,8 @@ namespace {
 
 constexpr FlagSpec kFlags[] = {
     {"--base-url", true, "the server, e.g. http://localhost:8000 (default)"},
-    {"--model", true, "model name sent with each request (default: none, the server picks its own)"},
+    {"--model", true,
+     "model name sent with each request (default: none, the server picks its own)"},
     {"--num-prompts", true, "requests to send (default 100)"},
     {"--request-rate", true, "requests per second (Poisson arrivals) or inf (default inf)"},
     {"--max-concurrency", true, "most requests in flight at once (default: unlimited)"},
@@ -305,11 +306,14 @@ int run_bench_serve(const Args& raw_args) {
 
 int run_bench(const Args& args) {
   if (args.empty() || args[0] == "--help" || args[0] == "-h") {
-    std::printf("usage: vllm-cpp bench serve [flags]   (see vllm-cpp bench serve --help)\n");
+    std::printf("usage: vllm-cpp bench serve|throughput|latency [flags]   (see --help of each)\n");
     return args.empty() ? 2 : 0;
   }
-  if (args[0] == "serve") return run_bench_serve(Args(args.begin() + 1, args.end()));
-  throw UsageError("unknown benchmark '" + args[0] + "' (available: serve)");
+  const Args rest(args.begin() + 1, args.end());
+  if (args[0] == "serve") return run_bench_serve(rest);
+  if (args[0] == "throughput") return run_bench_throughput(rest);
+  if (args[0] == "latency") return run_bench_latency(rest);
+  throw UsageError("unknown benchmark '" + args[0] + "' (available: serve, throughput, latency)");
 }
 
 }  // namespace vllm::apps

@@ -19,7 +19,8 @@ constexpr Subcommand kSubcommands[] = {
     {"generate", "run one prompt offline and print the continuation and tokens/s",
      vllm::apps::run_generate},
     {"serve", "run the OpenAI-compatible server", vllm::apps::run_serve},
-    {"bench", "benchmarks: bench serve (load against an OpenAI-compatible server)",
+    {"bench",
+     "benchmarks: bench serve (an OpenAI-compatible server), throughput, latency (offline)",
      vllm::apps::run_bench},
 };
 
