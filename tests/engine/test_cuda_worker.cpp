@@ -38,6 +38,7 @@ struct SeqStep {
   int32_t start = 0;
   int32_t first_block = 0;
   int32_t blocks = 0;
+  bool samples = true;  // its last token's logits are wanted
 };
 
 ForwardBatch make_batch(const std::vector<SeqStep>& seqs) {
@@ -58,7 +59,7 @@ ForwardBatch make_batch(const std::vector<SeqStep>& seqs) {
     for (int32_t b = 0; b < batch.max_blocks_per_seq; ++b) {
       batch.block_tables.push_back(b < s.blocks ? s.first_block + b : 0);
     }
-    batch.logits_indices.push_back(batch.num_tokens() - 1);
+    if (s.samples) batch.logits_indices.push_back(batch.num_tokens() - 1);
   }
   return batch;
 }
@@ -243,55 +244,186 @@ class WorkerDriver {
 
 }  // namespace
 
-TEST_CASE("CUDA worker: a mixed step gives each sequence its tokens when run alone",
+namespace {
+
+// Drives a CudaLlamaModel through the same kind of steps, keeping each sampled row's logits.
+// A sequence with `forced` tokens is teacher-forced (fed those instead of its own argmax), so
+// its rows can be compared with another run's row by row.
+struct ModelSeq {
+  std::vector<int32_t> prompt;
+  int32_t first_block = 0;
+  std::vector<int32_t> forced;
+  std::vector<int32_t> output;
+  int32_t computed = 0;
+  std::vector<std::vector<float>> logits;
+};
+
+constexpr int32_t kSeqBlocks = 8;  // 128 tokens per sequence at most
+
+class ModelDriver {
+ public:
+  explicit ModelDriver(CudaLlamaModel& model) : model_(model) {
+    cuda::check_cuda(cudaStreamCreate(&stream_), "cudaStreamCreate");
+  }
+  ~ModelDriver() { cudaStreamDestroy(stream_); }
+  ModelDriver(const ModelDriver&) = delete;
+  ModelDriver& operator=(const ModelDriver&) = delete;
+
+  void step(std::vector<std::pair<ModelSeq*, int32_t>> shares) {
+    std::vector<SeqStep> steps;
+    std::vector<ModelSeq*> sampled;
+    for (auto& [seq, count] : shares) {
+      std::vector<int32_t> all = seq->prompt;
+      all.insert(all.end(), seq->output.begin(), seq->output.end());
+      const auto left = static_cast<int32_t>(all.size()) - seq->computed;
+      const int32_t n = count == 0 || count > left ? left : count;
+      SeqStep s;
+      s.tokens.assign(all.begin() + seq->computed, all.begin() + seq->computed + n);
+      s.start = seq->computed;
+      s.first_block = seq->first_block;
+      s.blocks = kSeqBlocks;
+      seq->computed += n;
+      s.samples = seq->computed == static_cast<int32_t>(all.size());
+      if (s.samples) sampled.push_back(seq);
+      steps.push_back(std::move(s));
+    }
+    const int64_t rows = model_.enqueue_forward(make_batch(steps), stream_);
+    cuda::check_cuda(cudaStreamSynchronize(stream_), "cudaStreamSynchronize");
+    HostTensor logits = model_.host_logits(rows);
+    REQUIRE(rows == static_cast<int64_t>(sampled.size()));
+    const int64_t vocab = logits.shape[1];
+    for (size_t i = 0; i < sampled.size(); ++i) {
+      ModelSeq* seq = sampled[i];
+      const float* row = logits.data.data() + static_cast<int64_t>(i) * vocab;
+      seq->logits.emplace_back(row, row + vocab);
+      seq->output.push_back(seq->forced.empty() ? argmax_row(logits, static_cast<int64_t>(i))
+                                                : seq->forced.at(seq->output.size()));
+    }
+  }
+
+ private:
+  CudaLlamaModel& model_;
+  cudaStream_t stream_ = nullptr;
+};
+
+constexpr int kMixedNewTokens = 8;
+
+// The mixed schedule: a's whole prompt with b's first 25-token chunk (no sample); then b's rest
+// after its cached prefix, a's decode token (a one-token row after a longer one: it goes to the
+// prefill kernel) and c new; then decode steps of all three (the split decode kernel).
+template <class Driver, class Seq>
+void run_mixed_schedule(Driver& driver, Seq& a, Seq& b, Seq& c) {
+  driver.step({{&a, 0}, {&b, 25}});
+  REQUIRE(a.output.size() == 1);
+  REQUIRE(b.output.empty());
+  driver.step({{&b, 0}, {&a, 0}, {&c, 0}});
+  while (static_cast<int>(c.output.size()) < kMixedNewTokens) {
+    std::vector<std::pair<Seq*, int32_t>> shares;
+    for (auto* s : {&a, &b, &c}) {
+      if (static_cast<int>(s->output.size()) < kMixedNewTokens) shares.push_back({s, 0});
+    }
+    driver.step(shares);
+  }
+}
+
+// Difference between the largest and the second largest logit of a row.
+float top_margin(const std::vector<float>& row) {
+  float first = -INFINITY, second = -INFINITY;
+  for (float v : row) {
+    if (v > first) {
+      second = first;
+      first = v;
+    } else if (v > second) {
+      second = v;
+    }
+  }
+  return first - second;
+}
+
+int32_t argmax_of(const std::vector<float>& row) {
+  return static_cast<int32_t>(std::max_element(row.begin(), row.end()) - row.begin());
+}
+
+}  // namespace
+
+TEST_CASE("CUDA worker: mixed steps compute what each sequence computes alone",
           "[cuda][cuda-worker]") {
   if (skip_without_device()) return;
-  constexpr int kNewTokens = 8;
   std::mt19937 rng(7);
-  std::uniform_int_distribution<int32_t> token(0, 49151);
+  LlamaWeights weights = load_llama_weights(test::bundled_model_path());
+  std::uniform_int_distribution<int32_t> token(0,
+                                               static_cast<int32_t>(weights.config.vocab_size) - 1);
   auto random_prompt = [&](int n) {
     std::vector<int32_t> p(static_cast<size_t>(n));
     for (auto& t : p) t = token(rng);
     return p;
   };
-  const std::vector<int32_t> prompt_a = random_prompt(40), prompt_b = random_prompt(60),
-                             prompt_c = random_prompt(20);
+  const std::vector<std::vector<int32_t>> prompts = {random_prompt(40), random_prompt(60),
+                                                     random_prompt(20)};
+  CudaLlamaModel model(std::move(weights), cuda::ActivationType::kBf16, 512);
+  model.allocate_kv_cache(9 * kSeqBlocks, kBlockSize);
+  ModelDriver driver(model);
 
-  // Alone: each prompt prefilled whole, then decoded.
-  std::map<std::string, std::vector<int32_t>> alone;
-  {
-    WorkerDriver driver;
-    for (const auto& [id, prompt] : std::vector<std::pair<std::string, std::vector<int32_t>>>{
-             {"a", prompt_a}, {"b", prompt_b}, {"c", prompt_c}}) {
-      WorkerDriver::Seq seq{id, prompt, {}, 0, {}, false};
-      while (static_cast<int>(seq.output.size()) < kNewTokens) driver.step({{&seq, 0}});
-      alone[id] = seq.output;
+  // Alone: each prompt prefilled whole, then decoded greedily.
+  std::vector<ModelSeq> alone(3);
+  for (int i = 0; i < 3; ++i) {
+    alone[i].prompt = prompts[i];
+    alone[i].first_block = i * kSeqBlocks;
+    while (static_cast<int>(alone[i].output.size()) < kMixedNewTokens) {
+      driver.step({{&alone[i], 0}});
     }
-    driver.stop();
   }
 
-  // Mixed: a is prefilled while b's first chunk runs; then b's second chunk (after its cached
-  // 25-token prefix) comes before a's decode token (a one-token row in the prefill kernel's
-  // part) and c arrives new; then all three decode together (the split decode kernel).
-  WorkerDriver driver;
-  WorkerDriver::Seq a{"a", prompt_a, {}, 0, {}, false};
-  WorkerDriver::Seq b{"b", prompt_b, {}, 0, {}, false};
-  WorkerDriver::Seq c{"c", prompt_c, {}, 0, {}, false};
-  driver.step({{&a, 0}, {&b, 25}});
-  REQUIRE(a.output.size() == 1);
-  REQUIRE(b.output.empty());
-  driver.step({{&b, 0}, {&a, 0}, {&c, 0}});
-  while (static_cast<int>(c.output.size()) < kNewTokens) {
-    std::vector<std::pair<WorkerDriver::Seq*, int32_t>> shares;
-    for (auto* s : {&a, &b, &c}) {
-      if (static_cast<int>(s->output.size()) < kNewTokens) shares.push_back({s, 0});
-    }
-    driver.step(shares);
+  // Mixed, teacher-forced with the alone tokens: every row's logits match the alone run's.
+  std::vector<ModelSeq> forced(3);
+  for (int i = 0; i < 3; ++i) {
+    forced[i].prompt = prompts[i];
+    forced[i].first_block = (3 + i) * kSeqBlocks;
+    forced[i].forced = alone[i].output;
   }
-  driver.stop();
-  CHECK(a.output == alone["a"]);
-  CHECK(b.output == alone["b"]);
-  CHECK(c.output == alone["c"]);
+  run_mixed_schedule(driver, forced[0], forced[1], forced[2]);
+  double worst_error = 0.0;
+  int clear_rows = 0, same_argmax = 0;
+  for (int i = 0; i < 3; ++i) {
+    REQUIRE(forced[i].logits.size() == alone[i].logits.size());
+    for (size_t k = 0; k < alone[i].logits.size(); ++k) {
+      const auto& a = alone[i].logits[k];
+      const auto& m = forced[i].logits[k];
+      double diff = 0.0, norm = 0.0;
+      for (size_t v = 0; v < a.size(); ++v) {
+        diff += (double(m[v]) - a[v]) * (double(m[v]) - a[v]);
+        norm += double(a[v]) * a[v];
+      }
+      worst_error = std::max(worst_error, std::sqrt(diff / norm));
+      // bf16 logits of this size are spaced ~0.06 apart: only a clear winner must agree.
+      if (top_margin(a) >= 0.25f) {
+        ++clear_rows;
+        same_argmax += argmax_of(a) == argmax_of(m) ? 1 : 0;
+      }
+    }
+  }
+  WARN("mixed vs alone: worst logits relative error " << worst_error << "; " << same_argmax << "/"
+                                                      << clear_rows << " clear-winner rows agree");
+  CHECK(worst_error <= 1e-2);
+  CHECK(same_argmax == clear_rows);
+
+  // The worker on the same mixed schedule samples exactly the model's greedy tokens for the
+  // same batches (plan -> flat batch, per-request state, stream await, sampler).
+  std::vector<ModelSeq> own(3);
+  for (int i = 0; i < 3; ++i) {
+    own[i].prompt = prompts[i];
+    own[i].first_block = (6 + i) * kSeqBlocks;
+  }
+  run_mixed_schedule(driver, own[0], own[1], own[2]);
+
+  WorkerDriver worker;
+  std::vector<WorkerDriver::Seq> seqs;
+  for (int i = 0; i < 3; ++i) {
+    seqs.push_back({std::string(1, static_cast<char>('a' + i)), prompts[i], {}, 0, {}, false});
+  }
+  run_mixed_schedule(worker, seqs[0], seqs[1], seqs[2]);
+  worker.stop();
+  for (int i = 0; i < 3; ++i) CHECK(seqs[i].output == own[i].output);
 }
 
 }  // namespace vllm
