@@ -28,6 +28,12 @@ DEFAULT_MODEL = pathlib.Path(
 )
 
 
+def last_argmax(llm):
+    # llama-cpp-python 0.3.x keeps no scores without logits_all: read the output row directly.
+    row = np.ctypeslib.as_array(llm._ctx.get_logits_ith(-1), shape=(llm.n_vocab(),))
+    return int(np.argmax(row))
+
+
 def bench_llamacpp(model, prompt, decode_tokens, threads, repetitions):
     from llama_cpp import Llama
 
@@ -40,11 +46,11 @@ def bench_llamacpp(model, prompt, decode_tokens, threads, repetitions):
         start = time.perf_counter()
         llm.eval(prompt)
         prefill.append(len(prompt) / (time.perf_counter() - start))
-        token = int(np.argmax(llm.scores[llm.n_tokens - 1]))
+        token = last_argmax(llm)
         start = time.perf_counter()
         for _ in range(decode_tokens):
             llm.eval([token])
-            token = int(np.argmax(llm.scores[llm.n_tokens - 1]))
+            token = last_argmax(llm)
         decode.append(decode_tokens / (time.perf_counter() - start))
     return prefill, decode
 

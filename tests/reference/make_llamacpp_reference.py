@@ -80,6 +80,13 @@ LENGTHS = [5, 7, 9, 12, 16, 20, 24, 31, 40, 48, 57, 64, 80, 96, 113, 128, 150, 1
            256, 300, 350, 400, 450, 500]
 
 
+def last_logits(llm):
+    # llama-cpp-python 0.3.x keeps no scores without logits_all: read the context's output row
+    # of the last evaluated token directly.
+    row = llm._ctx.get_logits_ith(-1)
+    return np.ctypeslib.as_array(row, shape=(llm.n_vocab(),)).astype(np.float32).copy()
+
+
 def top2_gap(logits):
     top = np.partition(logits, -2)[-2:]
     return float(top[1] - top[0])
@@ -104,13 +111,13 @@ def main():
                                              special=True)))
 
     records = []
-    last_logits = np.zeros((len(prompts), vocab), dtype=np.float32)
+    all_last_logits = np.zeros((len(prompts), vocab), dtype=np.float32)
     for index, (kind, tokens) in enumerate(prompts):
         assert 5 <= len(tokens) <= 500, len(tokens)
         llm.reset()
         llm.eval(tokens)
-        logits = np.array(llm.scores[llm.n_tokens - 1], dtype=np.float32)
-        last_logits[index] = logits
+        logits = last_logits(llm)
+        all_last_logits[index] = logits
         record = {"kind": kind, "prompt_token_ids": [int(t) for t in tokens],
                   "last_argmax": int(np.argmax(logits)), "last_top2_gap": top2_gap(logits),
                   "greedy_token_ids": [], "greedy_top2_gaps": []}
@@ -119,12 +126,12 @@ def main():
             record["greedy_token_ids"].append(token)
             record["greedy_top2_gaps"].append(top2_gap(logits))
             llm.eval([token])
-            logits = np.array(llm.scores[llm.n_tokens - 1], dtype=np.float32)
+            logits = last_logits(llm)
         records.append(record)
         print(f"prompt {index:2d}: {len(tokens):3d} tokens, gap {record['last_top2_gap']:.3f}")
 
     OUT.mkdir(parents=True, exist_ok=True)
-    last_logits.astype("<f2").tofile(OUT / "last_logits.f16")
+    all_last_logits.astype("<f2").tofile(OUT / "last_logits.f16")
     digest = hashlib.sha256(args.model.read_bytes()).hexdigest()
     meta = {"model": args.model.name, "model_sha256": digest,
             "llama_cpp_python": llama_cpp_version, "n_threads": 2, "vocab_size": vocab,
