@@ -49,8 +49,8 @@ asio::awaitable<bool> SchedulerActor::finish_request(RequestId id, FinishReason 
     update.num_output_tokens = request->num_output_tokens();
     update.num_cached_tokens = std::max(0, request->num_cached_tokens);
     bool finished = scheduler_.finish_request(id, reason);
+    publish_stats();  // before the request learns it ended: its blocks are already free
     if (finished) deliver(update);
-    publish_stats();
     return finished;
   });
 }
@@ -81,6 +81,7 @@ void SchedulerActor::deliver(const RequestUpdate& update) {
 }
 
 void SchedulerActor::fail_step(const SchedulerOutput& plan, const std::string& error) {
+  std::vector<std::pair<RequestSink, RequestUpdate>> failed;
   for (const auto& scheduled : plan.requests) {
     const Request* request = scheduler_.find(scheduled.request_id);
     if (request == nullptr) continue;
@@ -93,9 +94,13 @@ void SchedulerActor::fail_step(const SchedulerOutput& plan, const std::string& e
     scheduler_.finish_request(scheduled.request_id, FinishReason::kAbort);
     auto it = sinks_.find(scheduled.request_id);
     if (it == sinks_.end()) continue;
-    it->second->push({update, error});
-    it->second->close();
+    failed.emplace_back(std::move(it->second), std::move(update));
     sinks_.erase(it);
+  }
+  publish_stats();  // before the requests learn they failed: their blocks are already free
+  for (auto& [sink, update] : failed) {
+    sink->push({update, error});
+    sink->close();
   }
 }
 
@@ -121,9 +126,10 @@ asio::awaitable<void> SchedulerActor::step_loop() {
       log->error("step of {} requests failed: {}", plan->requests.size(), *failure);
       fail_step(*plan, "the model step failed: " + *failure);
     } else {
-      for (const auto& update : scheduler_.update_from_output(result.samples)) deliver(update);
+      auto updates = scheduler_.update_from_output(result.samples);
+      publish_stats();  // before the requests see their updates (finished ones freed blocks)
+      for (const auto& update : updates) deliver(update);
     }
-    publish_stats();
   }
   loop_running_ = false;
 }

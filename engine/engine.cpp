@@ -16,6 +16,10 @@
 #include <asio/use_awaitable.hpp>
 
 #include "actors/cpu_worker.hpp"
+#if VLLM_HAVE_CUDA
+#include "actors/cuda/cuda_worker.hpp"
+#include "runtime/cuda/cuda_await.hpp"
+#endif
 #include "actors/scheduler_actor.hpp"
 #include "engine/default_model.hpp"
 #include "engine/sample_output.hpp"
@@ -367,10 +371,20 @@ asio::awaitable<Engine> Engine::create(EngineArgs args) {
   auto impl = std::make_shared<Impl>();
   auto log = logger("engine");
   if (args.model.empty()) args.model = bundled_model_path().string();
-  if (args.device != "auto" && args.device != "cpu") {
-    throw std::invalid_argument("--device " + args.device +
-                                " is not available in this build (use cpu or auto)");
+  if (args.device != "auto" && args.device != "cpu" && args.device != "cuda") {
+    throw std::invalid_argument("--device must be auto, cpu or cuda, got '" + args.device + "'");
   }
+#if VLLM_HAVE_CUDA
+  const bool have_gpu = cuda_device_available();
+#else
+  const bool have_gpu = false;
+#endif
+  if (args.device == "cuda" && !have_gpu) {
+    throw std::invalid_argument(
+        "--device cuda: no CUDA device is available (or this build has no CUDA); use --device cpu");
+  }
+  const bool use_cuda = args.device == "cuda" || (args.device == "auto" && have_gpu);
+  args.device = use_cuda ? "cuda" : "cpu";
   if (args.block_size < 1 || args.max_num_seqs < 1 || args.max_num_batched_tokens < 1) {
     throw std::invalid_argument(
         "--block-size, --max-num-seqs and --max-num-batched-tokens must be positive");
@@ -385,7 +399,7 @@ asio::awaitable<Engine> Engine::create(EngineArgs args) {
   if (args.served_model_name.empty()) args.served_model_name = model_path.filename().string();
 
   impl->threads = std::make_unique<ThreadModel>(1);
-  auto worker_executor = impl->threads->add_dedicated_thread("cpu-worker");
+  auto worker_executor = impl->threads->add_dedicated_thread(args.device + "-worker");
 
   // Load on the worker's thread: the caller's executor stays free.
   auto start_time = Clock::now();
@@ -397,7 +411,6 @@ asio::awaitable<Engine> Engine::create(EngineArgs args) {
   LlamaWeights weights = co_await std::move(loading);
   impl->config = weights.config;
   impl->generation_defaults = load_model_generation_defaults(model_path);
-  LlamaModel model(std::move(weights));
   log->info("loaded {} ({} layers, hidden {}, vocab {}) in {:.2f} s", model_path.string(),
             impl->config.num_hidden_layers, impl->config.hidden_size, impl->config.vocab_size,
             std::chrono::duration<double>(Clock::now() - start_time).count());
@@ -453,17 +466,31 @@ asio::awaitable<Engine> Engine::create(EngineArgs args) {
                                 std::to_string(model_max));
   }
 
-  CpuWorkerConfig worker_config;
-  worker_config.block_size = args.block_size;
-  worker_config.kv_cache_memory_bytes = args.kv_cache_memory_bytes;
-  worker_config.num_kv_blocks_override = args.num_kv_blocks_override;
-  worker_config.seed = args.seed;
-  auto worker = std::make_shared<CpuWorker>(worker_executor, std::move(model), impl->eos_token_ids,
-                                            worker_config);
-  impl->worker = worker;
+  if (use_cuda) {
+#if VLLM_HAVE_CUDA
+    CudaWorkerConfig cuda_config;
+    cuda_config.block_size = args.block_size;
+    cuda_config.gpu_memory_utilization = args.gpu_memory_utilization;
+    cuda_config.num_kv_blocks_override = args.num_kv_blocks_override;
+    cuda_config.max_num_batched_tokens = args.max_num_batched_tokens;
+    cuda_config.seed = args.seed;
+    impl->worker =
+        make_cuda_worker(worker_executor, std::move(weights), impl->eos_token_ids, cuda_config);
+#endif
+  } else {
+    CpuWorkerConfig worker_config;
+    worker_config.block_size = args.block_size;
+    worker_config.kv_cache_memory_bytes = args.kv_cache_memory_bytes;
+    worker_config.num_kv_blocks_override = args.num_kv_blocks_override;
+    worker_config.seed = args.seed;
+    impl->worker = std::make_shared<CpuWorker>(worker_executor, LlamaModel(std::move(weights)),
+                                               impl->eos_token_ids, worker_config);
+  }
+  auto& worker = impl->worker;
   const int64_t num_blocks = worker->num_kv_blocks();
-  log->info("KV cache: {} blocks of {} tokens ({} tokens), max_model_len {}", num_blocks,
-            args.block_size, num_blocks * args.block_size, args.max_model_len);
+  log->info("{} worker; KV cache: {} blocks of {} tokens ({} tokens), max_model_len {}",
+            args.device, num_blocks, args.block_size, num_blocks * args.block_size,
+            args.max_model_len);
 
   SchedulerConfig scheduler_config;
   scheduler_config.max_num_batched_tokens = args.max_num_batched_tokens;
