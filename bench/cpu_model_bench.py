@@ -34,44 +34,35 @@ def last_argmax(llm):
     return int(np.argmax(row))
 
 
-def bench_llamacpp(model, prompt, decode_tokens, threads, repetitions):
-    from llama_cpp import Llama
-
-    llm = Llama(model_path=str(model), n_ctx=len(prompt) + decode_tokens + 16,
-                n_batch=len(prompt), n_ubatch=len(prompt), n_threads=threads,
-                n_threads_batch=threads, verbose=False)
-    prefill, decode = [], []
-    for _ in range(repetitions):
-        llm.reset()
-        start = time.perf_counter()
-        llm.eval(prompt)
-        prefill.append(len(prompt) / (time.perf_counter() - start))
+def llamacpp_once(llm, prompt, decode_tokens):
+    llm.reset()
+    start = time.perf_counter()
+    llm.eval(prompt)
+    prefill = len(prompt) / (time.perf_counter() - start)
+    token = last_argmax(llm)
+    start = time.perf_counter()
+    for _ in range(decode_tokens):
+        llm.eval([token])
         token = last_argmax(llm)
-        start = time.perf_counter()
-        for _ in range(decode_tokens):
-            llm.eval([token])
-            token = last_argmax(llm)
-        decode.append(decode_tokens / (time.perf_counter() - start))
-    return prefill, decode
+    return prefill, decode_tokens / (time.perf_counter() - start)
 
 
-def bench_vllm_cpp(binary, model, prompt, decode_tokens, threads, repetitions):
-    prefill, decode = [], []
-    for _ in range(repetitions):
-        # max_tokens = decode_tokens + 1: the first token comes from the prefill's logits.
-        cmd = [str(binary), "generate", str(model), "--prompt-token-ids",
-               ",".join(map(str, prompt)), "--max-tokens", str(decode_tokens + 1),
-               "--temperature", "0", "--ignore-eos", "--threads", str(threads)]
-        out = subprocess.run(cmd, check=True, capture_output=True, text=True, timeout=600).stdout
-        prefill.append(float(re.search(r"^prefill: .*= ([\d.]+) tokens/s", out, re.M).group(1)))
-        decode.append(float(re.search(r"^decode: .*= ([\d.]+) tokens/s", out, re.M).group(1)))
+def vllm_cpp_once(binary, model, prompt, decode_tokens, threads):
+    # max_tokens = decode_tokens + 1: the first token comes from the prefill's logits.
+    cmd = [str(binary), "generate", str(model), "--prompt-token-ids", ",".join(map(str, prompt)),
+           "--max-tokens", str(decode_tokens + 1), "--temperature", "0", "--ignore-eos",
+           "--threads", str(threads)]
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True, timeout=600).stdout
+    prefill = float(re.search(r"^prefill: .*= ([\d.]+) tokens/s", out, re.M).group(1))
+    decode = float(re.search(r"^decode: .*= ([\d.]+) tokens/s", out, re.M).group(1))
     return prefill, decode
 
 
 def cell(values):
     if len(values) == 1:
         return f"{values[0]:.1f}"
-    return f"{statistics.mean(values):.1f} ± {statistics.stdev(values):.1f}"
+    return (f"{statistics.mean(values):.1f} ± {statistics.stdev(values):.1f} "
+            f"(median {statistics.median(values):.1f}, best {max(values):.1f})")
 
 
 def main():
@@ -87,21 +78,34 @@ def main():
 
     rng = np.random.default_rng(0)
     prompt = [int(t) for t in rng.integers(100, 40000, size=args.prompt_tokens)]
-    rows = []
-    ours = bench_vllm_cpp(args.vllm_cpp, args.model, prompt, args.decode_tokens, args.threads,
-                          args.repetitions)
-    rows.append(("vllm-cpp (fp32 weights, OpenBLAS)", ours))
+    llm = None
     if not args.skip_llamacpp:
-        theirs = bench_llamacpp(args.model, prompt, args.decode_tokens, args.threads,
-                                args.repetitions)
-        rows.append(("llama.cpp (llama-cpp-python)", theirs))
+        from llama_cpp import Llama
+
+        llm = Llama(model_path=str(args.model), n_ctx=len(prompt) + args.decode_tokens + 16,
+                    n_batch=len(prompt), n_ubatch=len(prompt), n_threads=args.threads,
+                    n_threads_batch=args.threads, verbose=False)
+    # Repetitions alternate between the engines so both see the same machine load.
+    ours, theirs = ([], []), ([], [])
+    for _ in range(args.repetitions):
+        for results, run in ((ours, lambda: vllm_cpp_once(args.vllm_cpp, args.model, prompt,
+                                                          args.decode_tokens, args.threads)),
+                             (theirs, lambda: llamacpp_once(llm, prompt, args.decode_tokens))):
+            if results is theirs and llm is None:
+                continue
+            prefill, decode = run()
+            results[0].append(prefill)
+            results[1].append(decode)
+    rows = [("vllm-cpp (fp32 weights, OpenBLAS)", ours)]
+    if llm is not None:
+        rows.append(("llama.cpp (llama-cpp-python 0.3.36, Q4_1)", theirs))
 
     pp = f"pp{args.prompt_tokens}"
     tg = f"tg{args.decode_tokens}@{args.prompt_tokens}"
     print(f"model: {args.model.name}  threads: {args.threads}  repetitions: {args.repetitions}  "
           f"prompt: {args.prompt_tokens} random token ids  decode: {args.decode_tokens} greedy steps "
           f"after the prompt, batch 1")
-    print(f"| engine | threads | test | t/s |")
+    print("| engine | threads | test | t/s mean ± sd (median, best) |")
     print(f"|---|---|---|---|")
     for name, (prefill, decode) in rows:
         print(f"| {name} | {args.threads} | {pp} | {cell(prefill)} |")
