@@ -5,15 +5,16 @@
 # `bash bench/gpu/run.sh`.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-targets=(test_runtime test_kernels vllm-cpp)
+targets=(test_runtime test_kernels test_engine vllm-cpp)
 cmake -S . -B build -G Ninja >/dev/null
 cmake --build build -j "$(nproc)" --target "${targets[@]}"
 rm -rf .carry && mkdir -p .carry/bin .carry/lib
-cp build/tests/test_runtime build/tests/test_kernels build/apps/vllm-cpp .carry/bin/
+cp build/tests/test_runtime build/tests/test_kernels build/tests/test_engine build/apps/vllm-cpp .carry/bin/
 # Every non-CUDA, non-libc library the binaries load (the GPU machine brings CUDA and glibc).
 for bin in .carry/bin/*; do
   ldd "$bin" | awk '/=> \// {print $3}'
 done | sort -u | grep -vE '/(libc|libm|libpthread|libdl|librt|ld-linux|libcuda|libcublas|libcublasLt|libcudart|libnccl)[.-]' |
   grep -vE '/(libstdc\+\+|libgcc_s)[.]' | while read -r lib; do cp -L "$lib" .carry/lib/; done
 strip .carry/bin/*  # what travels to the GPU machine is limited to 64 MiB
+xz -T2 -6 .carry/lib/libopenblas.so.0  # 36 MB -> ~9 MB; run.sh unpacks it
 du -sh .carry
