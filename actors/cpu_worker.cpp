@@ -20,7 +20,7 @@ CpuWorker::CpuWorker(asio::any_io_executor executor, LlamaModel model,
               ? config.num_kv_blocks_override
               : blocks_for_memory(model_, config.block_size, config.kv_cache_memory_bytes),
           config.block_size)),
-      sampler_(std::move(eos_token_ids), config.seed),
+      sampling_(std::move(eos_token_ids), config.seed),
       block_size_(config.block_size) {}
 
 asio::awaitable<StepResult> CpuWorker::execute(std::shared_ptr<const SchedulerOutput> plan) {
@@ -28,35 +28,13 @@ asio::awaitable<StepResult> CpuWorker::execute(std::shared_ptr<const SchedulerOu
 }
 
 StepResult CpuWorker::run(const SchedulerOutput& plan) {
-  for (const auto& id : plan.finished_ids) histories_.erase(id);
-  for (const auto& id : plan.preempted_ids) histories_.erase(id);
-  StepResult result;
-  if (plan.empty()) return result;
+  sampling_.begin_step(plan);
+  if (plan.empty()) return StepResult{};
 
-  for (const auto& request : plan.requests) {
-    if (request.is_new) {
-      histories_[request.request_id] = {request.prompt_token_ids, request.output_token_ids};
-    }
-  }
   ForwardBatch batch = make_forward_batch(plan, block_size_);
   HostTensor logits = model_.forward(batch, cache_);
 
-  std::vector<SamplingRequest> sampling;
-  std::vector<const ScheduledRequest*> sampled_requests;
-  for (const auto& request : plan.requests) {
-    if (!request.samples) continue;
-    const History& history = histories_.at(request.request_id);
-    sampling.push_back({request.params.get(), history.prompt, history.output});
-    sampled_requests.push_back(&request);
-  }
-  std::vector<SampledToken> tokens = sampler_.sample(logits, sampling);
-  result.samples.reserve(tokens.size());
-  for (size_t i = 0; i < tokens.size(); ++i) {
-    const RequestId& id = sampled_requests[i]->request_id;
-    histories_.at(id).output.push_back(tokens[i].token_id);
-    result.samples.push_back({id, tokens[i].token_id, std::move(tokens[i].logprobs)});
-  }
-  return result;
+  return sampling_.sample(plan, logits);
 }
 
 }  // namespace vllm

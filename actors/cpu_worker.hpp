@@ -9,6 +9,7 @@
 
 #include <asio/any_io_executor.hpp>
 
+#include "actors/step_sampler.hpp"
 #include "actors/worker.hpp"
 #include "model/kv_cache.hpp"
 #include "model/llama_model.hpp"
@@ -41,16 +42,10 @@ class CpuWorker final : public Actor, public Worker {
  private:
   StepResult run(const SchedulerOutput& plan);
 
-  struct History {
-    std::vector<int32_t> prompt;
-    std::vector<int32_t> output;
-  };
-
   LlamaModel model_;
   KvCache cache_;
-  Sampler sampler_;
+  StepSampler sampling_;
   int32_t block_size_;
-  std::unordered_map<RequestId, History> histories_;
 };
 
 }  // namespace vllm

@@ -54,7 +54,7 @@ CudaWorker::CudaWorker(asio::any_io_executor executor, LlamaWeights weights,
                        std::vector<int32_t> eos_token_ids, const CudaWorkerConfig& config)
     : Actor(std::move(executor), "cuda-worker"),
       model_(std::move(weights), config.dtype, config.max_num_batched_tokens),
-      sampler_(std::move(eos_token_ids), config.seed),
+      sampling_(std::move(eos_token_ids), config.seed),
       block_size_(config.block_size),
       device_name_(describe_device()) {
   if (config.block_size <= 0) {
@@ -99,37 +99,15 @@ asio::awaitable<StepResult> CudaWorker::run(std::shared_ptr<const SchedulerOutpu
   } release{this};
 
   const SchedulerOutput& plan = *plan_ptr;
-  for (const auto& id : plan.finished_ids) histories_.erase(id);
-  for (const auto& id : plan.preempted_ids) histories_.erase(id);
-  StepResult result;
-  if (plan.empty()) co_return result;
+  sampling_.begin_step(plan);
+  if (plan.empty()) co_return StepResult{};
 
-  for (const auto& request : plan.requests) {
-    if (request.is_new) {
-      histories_[request.request_id] = {request.prompt_token_ids, request.output_token_ids};
-    }
-  }
   ForwardBatch batch = make_forward_batch(plan, block_size_);
   const int64_t rows = model_.enqueue_forward(batch, stream_);
   co_await await_stream(stream_);
   HostTensor logits = model_.host_logits(rows);
 
-  std::vector<SamplingRequest> sampling;
-  std::vector<const ScheduledRequest*> sampled_requests;
-  for (const auto& request : plan.requests) {
-    if (!request.samples) continue;
-    const History& history = histories_.at(request.request_id);
-    sampling.push_back({request.params.get(), history.prompt, history.output});
-    sampled_requests.push_back(&request);
-  }
-  std::vector<SampledToken> tokens = sampler_.sample(logits, sampling);
-  result.samples.reserve(tokens.size());
-  for (size_t i = 0; i < tokens.size(); ++i) {
-    const RequestId& id = sampled_requests[i]->request_id;
-    histories_.at(id).output.push_back(tokens[i].token_id);
-    result.samples.push_back({id, tokens[i].token_id, std::move(tokens[i].logprobs)});
-  }
-  co_return result;
+  co_return sampling_.sample(plan, logits);
 }
 
 std::shared_ptr<Worker> make_cuda_worker(asio::any_io_executor dedicated_thread,

@@ -17,6 +17,7 @@
 
 #include <asio/any_io_executor.hpp>
 
+#include "actors/step_sampler.hpp"
 #include "actors/worker.hpp"
 #include "kernels/cuda/activation_type.hpp"
 #include "model/cuda/cuda_llama_model.hpp"
@@ -53,17 +54,11 @@ class CudaWorker final : public Actor, public Worker {
  private:
   asio::awaitable<StepResult> run(std::shared_ptr<const SchedulerOutput> plan);
 
-  struct History {
-    std::vector<int32_t> prompt;
-    std::vector<int32_t> output;
-  };
-
   CudaLlamaModel model_;
-  Sampler sampler_;
+  StepSampler sampling_;
   int32_t block_size_;
   std::string device_name_;
   cudaStream_t stream_ = nullptr;
-  std::unordered_map<RequestId, History> histories_;
   // Steps run one at a time (a step's coroutine suspends on the stream; a second execute waits).
   bool busy_ = false;
   std::deque<OneShot<void>> waiting_steps_;
