@@ -1,5 +1,6 @@
 #include "model/llama_model.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <stdexcept>
@@ -82,7 +83,11 @@ cpu::RopeParams rope_params(const ModelConfig& config) {
 
 }  // namespace
 
-LlamaModel::LlamaModel(LlamaWeights weights) : config_(weights.config) {
+LlamaModel::LlamaModel(LlamaWeights weights) : LlamaModel(std::move(weights), {}, nullptr) {}
+
+LlamaModel::LlamaModel(LlamaWeights weights, const ParallelLayout& layout,
+                       std::shared_ptr<Communicator> tp_group)
+    : config_(weights.config), tp_group_(std::move(tp_group)) {
   ModelConfig& c = config_;
   if (c.hidden_size <= 0 || c.num_attention_heads <= 0 || c.num_hidden_layers <= 0 ||
       c.vocab_size <= 0 || c.intermediate_size <= 0) {
@@ -99,32 +104,49 @@ LlamaModel::LlamaModel(LlamaWeights weights) : config_(weights.config) {
                                 ") is not a multiple of num_key_value_heads (" +
                                 std::to_string(c.num_key_value_heads) + ")");
   }
-  if (static_cast<int64_t>(weights.layers.size()) != c.num_hidden_layers) {
+  shard_ = plan_model_shard(c, layout);
+  if (layout.tp_size > 1 &&
+      (!tp_group_ || tp_group_->size() != layout.tp_size || tp_group_->rank() != layout.tp_rank)) {
+    throw ParallelLayoutError("model shard (" + layout.to_string() +
+                              "): needs a TP group of size " + std::to_string(layout.tp_size) +
+                              " in which it is rank " + std::to_string(layout.tp_rank));
+  }
+  if (static_cast<int64_t>(weights.layers.size()) != shard_.layers.size()) {
     throw std::invalid_argument(
         "model weights: " + std::to_string(weights.layers.size()) +
-        " layers but the config says num_hidden_layers = " + std::to_string(c.num_hidden_layers));
+        " layers but the config and layout need " + std::to_string(shard_.layers.size()) +
+        " (num_hidden_layers = " + std::to_string(c.num_hidden_layers) + ")");
   }
-  const int64_t hidden = c.hidden_size, q_size = c.q_size(), kv_size = c.kv_size();
-  const int64_t inter = c.intermediate_size;
+  // This rank's sizes: whole ones without TP.
+  const int64_t hidden = c.hidden_size, q_size = shard_.num_heads * c.head_dim;
+  const int64_t kv_size = shard_.num_kv_heads * c.head_dim;
+  const int64_t inter = shard_.intermediate_size;
+  vocab_rows_ = layout.tp_size > 1 ? shard_.vocab_shard_size : c.vocab_size;
 
-  expect_shape(weights.embed_tokens, {c.vocab_size, hidden}, "embed_tokens");
-  expect_shape(weights.norm, {hidden}, "norm");
-  if (weights.lm_head.empty()) {
-    if (!c.tie_word_embeddings) {
-      throw std::invalid_argument(
-          "model weights: lm_head is missing and tie_word_embeddings is false");
+  const bool needs_embedding =
+      shard_.holds_embedding() || (shard_.holds_lm_head() && c.tie_word_embeddings);
+  if (needs_embedding) expect_shape(weights.embed_tokens, {vocab_rows_, hidden}, "embed_tokens");
+  if (shard_.holds_lm_head()) {
+    expect_shape(weights.norm, {hidden}, "norm");
+    if (weights.lm_head.empty()) {
+      if (!c.tie_word_embeddings) {
+        throw std::invalid_argument(
+            "model weights: lm_head is missing and tie_word_embeddings is false");
+      }
+    } else {
+      expect_shape(weights.lm_head, {vocab_rows_, hidden}, "lm_head");
     }
-  } else {
-    expect_shape(weights.lm_head, {c.vocab_size, hidden}, "lm_head");
   }
-  embed_tokens_ = std::move(weights.embed_tokens);
-  norm_ = std::move(weights.norm);
-  lm_head_ = std::move(weights.lm_head);
+  if (needs_embedding) embed_tokens_ = std::move(weights.embed_tokens);
+  if (shard_.holds_lm_head()) {
+    norm_ = std::move(weights.norm);
+    lm_head_ = std::move(weights.lm_head);
+  }
 
   layers_.reserve(weights.layers.size());
   for (size_t i = 0; i < weights.layers.size(); ++i) {
     LlamaLayerWeights& w = weights.layers[i];
-    const std::string prefix = "layers." + std::to_string(i) + ".";
+    const std::string prefix = "layers." + std::to_string(shard_.layers.begin + int64_t(i)) + ".";
     expect_shape(w.input_layernorm, {hidden}, prefix + "input_layernorm");
     expect_shape(w.q_proj, {q_size, hidden}, prefix + "q_proj");
     expect_shape(w.k_proj, {kv_size, hidden}, prefix + "k_proj");
@@ -156,10 +178,10 @@ LlamaModel::LlamaModel(LlamaWeights weights) : config_(weights.config) {
 
 KvCacheShape LlamaModel::kv_cache_shape(int64_t num_blocks, int64_t block_size) const {
   KvCacheShape shape;
-  shape.num_layers = config_.num_hidden_layers;
+  shape.num_layers = shard_.layers.size();
   shape.num_blocks = num_blocks;
   shape.block_size = block_size;
-  shape.num_kv_heads = config_.num_key_value_heads;
+  shape.num_kv_heads = shard_.num_kv_heads;
   shape.head_dim = config_.head_dim;
   return shape;
 }
@@ -171,8 +193,8 @@ void LlamaModel::validate(const ForwardBatch& batch, const KvCache& cache) const
   const int64_t num_tokens = batch.num_tokens();
   const int64_t num_seqs = batch.num_seqs();
   const KvCacheShape& shape = cache.shape();
-  if (shape.num_layers != config_.num_hidden_layers ||
-      shape.num_kv_heads != config_.num_key_value_heads || shape.head_dim != config_.head_dim) {
+  if (shape.num_layers != shard_.layers.size() || shape.num_kv_heads != shard_.num_kv_heads ||
+      shape.head_dim != config_.head_dim) {
     throw std::invalid_argument("KV cache shape (layers " + std::to_string(shape.num_layers) +
                                 ", kv heads " + std::to_string(shape.num_kv_heads) + ", head_dim " +
                                 std::to_string(shape.head_dim) + ") does not match the model");
@@ -234,13 +256,26 @@ void LlamaModel::validate(const ForwardBatch& batch, const KvCache& cache) const
   }
 }
 
-HostTensor LlamaModel::forward(const ForwardBatch& batch, KvCache& cache) {
+void LlamaModel::all_reduce(float* data, int64_t size) {
+  if (tp_group_ && shard_.layout.tp_size > 1) {
+    tp_group_->all_reduce_sum({data, static_cast<size_t>(size)});
+  }
+}
+
+HostTensor LlamaModel::forward_stage(const ForwardBatch& batch, KvCache& cache,
+                                     const HostTensor* input_hidden) {
   validate(batch, cache);
   const ModelConfig& c = config_;
   const int64_t num_tokens = batch.num_tokens();
-  const int64_t hidden = c.hidden_size, q_size = c.q_size(), kv_size = c.kv_size();
+  const int64_t num_heads = shard_.num_heads, num_kv_heads = shard_.num_kv_heads;
+  const int64_t hidden = c.hidden_size, q_size = num_heads * c.head_dim;
+  const int64_t kv_size = num_kv_heads * c.head_dim;
   const int64_t qkv_width = q_size + 2 * kv_size;
-  const int64_t inter = c.intermediate_size;
+  const int64_t inter = shard_.intermediate_size;
+  const bool tensor_parallel = shard_.layout.tp_size > 1;
+  // Row-parallel outputs: rank 0 adds its partial product to the residual, the others write
+  // theirs over it; the all-reduce then leaves residual + the sum of the partials everywhere.
+  const float residual_beta = shard_.layout.tp_rank == 0 ? 1.0f : 0.0f;
   const int64_t head_dim = c.head_dim;
   const auto eps = static_cast<float>(c.rms_norm_eps);
 
@@ -253,10 +288,29 @@ HostTensor LlamaModel::forward(const ForwardBatch& batch, KvCache& cache) {
   resize_for(rope_cos_, num_tokens * head_dim / 2);
   resize_for(rope_sin_, num_tokens * head_dim / 2);
 
-  for (int64_t t = 0; t < num_tokens; ++t) {
-    std::memcpy(hidden_.data() + t * hidden,
-                embed_tokens_.data.data() + static_cast<int64_t>(batch.token_ids[t]) * hidden,
-                hidden * sizeof(float));
+  if (shard_.is_first_stage()) {
+    // Vocab-parallel embedding: each rank looks up the tokens in its rows, zeros elsewhere.
+    const int64_t vocab_begin = tensor_parallel ? shard_.vocab_begin : 0;
+    for (int64_t t = 0; t < num_tokens; ++t) {
+      const int64_t row = static_cast<int64_t>(batch.token_ids[t]) - vocab_begin;
+      float* out = hidden_.data() + t * hidden;
+      if (row >= 0 && row < vocab_rows_) {
+        std::memcpy(out, embed_tokens_.data.data() + row * hidden, hidden * sizeof(float));
+      } else {
+        std::memset(out, 0, hidden * sizeof(float));
+      }
+    }
+    all_reduce(hidden_.data(), num_tokens * hidden);
+  } else {
+    if (input_hidden == nullptr ||
+        input_hidden->shape != std::vector<int64_t>{num_tokens, hidden}) {
+      throw std::invalid_argument(
+          "forward batch: pipeline stage " + std::to_string(shard_.layout.pp_rank) +
+          " needs the previous stage's hidden states [" + std::to_string(num_tokens) + ", " +
+          std::to_string(hidden) + "], got " +
+          (input_hidden ? shape_string(input_hidden->shape) : std::string("none")));
+    }
+    std::memcpy(hidden_.data(), input_hidden->data.data(), num_tokens * hidden * sizeof(float));
   }
   cpu::rope_cos_sin(batch.positions.data(), num_tokens, rope_inv_freq_, rope_cos_.data(),
                     rope_sin_.data());
@@ -264,8 +318,8 @@ HostTensor LlamaModel::forward(const ForwardBatch& batch, KvCache& cache) {
   cpu::AttentionShape attention_shape;
   attention_shape.num_tokens = num_tokens;
   attention_shape.num_seqs = batch.num_seqs();
-  attention_shape.num_heads = c.num_attention_heads;
-  attention_shape.num_kv_heads = c.num_key_value_heads;
+  attention_shape.num_heads = num_heads;
+  attention_shape.num_kv_heads = num_kv_heads;
   attention_shape.head_dim = head_dim;
   attention_shape.block_size = cache.shape().block_size;
   attention_shape.max_blocks_per_seq = batch.max_blocks_per_seq;
@@ -284,12 +338,12 @@ HostTensor LlamaModel::forward(const ForwardBatch& batch, KvCache& cache) {
     float* query = qkv_.data();
     float* key = query + q_size;
     float* value = key + kv_size;
-    cpu::apply_rotary(query, qkv_width, num_tokens, c.num_attention_heads, head_dim,
-                      rope_cos_.data(), rope_sin_.data());
-    cpu::apply_rotary(key, qkv_width, num_tokens, c.num_key_value_heads, head_dim, rope_cos_.data(),
+    cpu::apply_rotary(query, qkv_width, num_tokens, num_heads, head_dim, rope_cos_.data(),
+                      rope_sin_.data());
+    cpu::apply_rotary(key, qkv_width, num_tokens, num_kv_heads, head_dim, rope_cos_.data(),
                       rope_sin_.data());
     cpu::write_kv_cache({key, value, qkv_width, batch.slot_mapping.data(), key_cache, value_cache},
-                        num_tokens, c.num_key_value_heads, head_dim);
+                        num_tokens, num_kv_heads, head_dim);
 
     cpu::PagedAttentionArgs attention_args;
     attention_args.query = query;
@@ -304,7 +358,8 @@ HostTensor LlamaModel::forward(const ForwardBatch& batch, KvCache& cache) {
 
     // hidden += attention W_o^T (beta = 1 fuses the residual add)
     cpu::linear(attention_.data(), layer.o_proj.data.data(), nullptr, hidden_.data(),
-                {num_tokens, q_size, hidden}, 1.0f);
+                {num_tokens, q_size, hidden}, residual_beta);
+    all_reduce(hidden_.data(), num_tokens * hidden);
 
     cpu::rms_norm(hidden_.data(), layer.post_attention_layernorm.data.data(), normed_.data(),
                   num_tokens, hidden, eps);
@@ -312,7 +367,15 @@ HostTensor LlamaModel::forward(const ForwardBatch& batch, KvCache& cache) {
                 {num_tokens, hidden, 2 * inter});
     cpu::silu_and_mul(gate_up_.data(), activation_.data(), num_tokens, inter);
     cpu::linear(activation_.data(), layer.down_proj.data.data(), nullptr, hidden_.data(),
-                {num_tokens, inter, hidden}, 1.0f);
+                {num_tokens, inter, hidden}, residual_beta);
+    all_reduce(hidden_.data(), num_tokens * hidden);
+  }
+
+  if (!shard_.is_last_stage()) {
+    HostTensor out;
+    out.shape = {num_tokens, hidden};
+    out.data.assign(hidden_.begin(), hidden_.begin() + num_tokens * hidden);
+    return out;
   }
 
   // Final norm and LM head only for the rows that will be sampled.
@@ -327,8 +390,29 @@ HostTensor LlamaModel::forward(const ForwardBatch& batch, KvCache& cache) {
   logits.shape = {num_logits, c.vocab_size};
   logits.data.resize(static_cast<size_t>(num_logits * c.vocab_size));
   const HostTensor& head = lm_head_.empty() ? embed_tokens_ : lm_head_;
-  cpu::linear(normed_.data(), head.data.data(), nullptr, logits.data.data(),
-              {num_logits, hidden, c.vocab_size});
+  if (!tensor_parallel) {
+    cpu::linear(normed_.data(), head.data.data(), nullptr, logits.data.data(),
+                {num_logits, hidden, c.vocab_size});
+    return logits;
+  }
+  // Vocab-parallel LM head: each rank's columns, gathered [rank][logit row][vocab row], then
+  // laid out row by row without the padding.
+  const int64_t tp = shard_.layout.tp_size;
+  resize_for(gate_up_, num_logits * vocab_rows_);
+  resize_for(gathered_, tp * num_logits * vocab_rows_);
+  cpu::linear(normed_.data(), head.data.data(), nullptr, gate_up_.data(),
+              {num_logits, hidden, vocab_rows_});
+  tp_group_->all_gather({gate_up_.data(), static_cast<size_t>(num_logits * vocab_rows_)},
+                        {gathered_.data(), static_cast<size_t>(tp * num_logits * vocab_rows_)});
+  for (int64_t rank = 0; rank < tp; ++rank) {
+    const int64_t first = rank * vocab_rows_;
+    const int64_t columns = std::max<int64_t>(0, std::min(vocab_rows_, c.vocab_size - first));
+    for (int64_t i = 0; i < num_logits; ++i) {
+      std::memcpy(logits.data.data() + i * c.vocab_size + first,
+                  gathered_.data() + (rank * num_logits + i) * vocab_rows_,
+                  columns * sizeof(float));
+    }
+  }
   return logits;
 }
 

@@ -63,6 +63,7 @@ void ThreadPool::parallel_for(int64_t n, const std::function<void(int64_t)>& bod
     for (int64_t i = 0; i < n; ++i) body(i);
     return;
   }
+  std::lock_guard caller_lock(caller_mutex_);
   {
     std::lock_guard lock(mutex_);
     body_ = &body;

@@ -26,7 +26,8 @@ class ThreadPool {
   // Calls body(i) for every i in [0, n), spread over the pool; returns when all are done.
   // Items are handed out one at a time, so uneven items balance. The first exception thrown by
   // body is rethrown here (the remaining items still run). Not reentrant: body must not call
-  // parallel_for on the same pool.
+  // parallel_for on the same pool. Callers on different threads (the ranks of a tensor-parallel
+  // group in one process) take turns: one loop runs at a time.
   void parallel_for(int64_t n, const std::function<void(int64_t)>& body);
 
  private:
@@ -34,6 +35,7 @@ class ThreadPool {
   void run_items();
 
   std::vector<std::thread> workers_;
+  std::mutex caller_mutex_;  // held for a whole loop: one caller at a time
   std::mutex mutex_;
   std::condition_variable work_ready_;
   std::condition_variable work_done_;

@@ -1,0 +1,17 @@
+// Cutting a Llama-family model's weights to one rank's shard (parallel_layout.hpp), so that each
+// rank keeps only its stage's layers and its slices: Q/K/V rows of its (query, KV) heads and
+// gate/up rows of its MLP slice (column-parallel), the matching columns of o_proj and down_proj
+// (row-parallel), and its rows of the vocabulary, zero-padded (vocab-parallel embedding and LM
+// head). Tensors the rank does not need are freed as they are cut.
+#pragma once
+
+#include "model/llama_weights.hpp"
+#include "model/parallel_layout.hpp"
+
+namespace vllm {
+
+// The shard of `weights` for `layout` (the config stays the whole model's). Throws
+// ParallelLayoutError when the layout does not divide the model.
+LlamaWeights shard_llama_weights(LlamaWeights weights, const ParallelLayout& layout);
+
+}  // namespace vllm
