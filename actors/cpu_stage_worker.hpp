@@ -28,7 +28,8 @@ struct CpuStageWorkerConfig {
 class CpuStageWorker final : public Actor, public StageWorker {
  public:
   // `executor` should be a dedicated thread's (collectives block it). `model` is this rank's
-  // shard (see load_llama_model_shard), built with the stage's TP group.
+  // shard built with the stage's TP group:
+  //   LlamaModel(shard_llama_weights(load_llama_weights(path), layout), layout, tp_group)
   CpuStageWorker(asio::any_io_executor executor, LlamaModel model,
                  std::vector<int32_t> eos_token_ids, const CpuStageWorkerConfig& config);
 
