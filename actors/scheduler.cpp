@@ -23,6 +23,9 @@ void validate(const SchedulerConfig& config) {
           "--max-num-seqs must be at least 1, got " + std::to_string(config.max_num_seqs));
   require(config.max_model_len >= 1,
           "--max-model-len must be at least 1, got " + std::to_string(config.max_model_len));
+  require(config.max_prefill_tokens_per_decode >= 0,
+          "max_prefill_tokens_per_decode must be >= 0, got " +
+              std::to_string(config.max_prefill_tokens_per_decode));
   require(config.long_prefill_token_threshold >= 0,
           "long_prefill_token_threshold must be >= 0, got " +
               std::to_string(config.long_prefill_token_threshold));
@@ -120,10 +123,26 @@ SchedulerOutput Scheduler::schedule() {
   };
   std::vector<Planned> planned;
   int32_t budget = config_.max_num_batched_tokens;
+  // Decode tokens of this step (running requests one token short of their end), for the
+  // mixed-step prefill cap.
+  int32_t prefill_budget = budget;
+  if (config_.enable_chunked_prefill && config_.max_prefill_tokens_per_decode > 0) {
+    int32_t num_decodes = 0;
+    for (const Request* request : running_) {
+      if (!request->awaiting_sample && request->num_tokens() - request->num_computed_tokens == 1) {
+        ++num_decodes;
+      }
+    }
+    if (num_decodes > 0) {
+      prefill_budget =
+          std::max(kMinMixedPrefillTokens, config_.max_prefill_tokens_per_decode * num_decodes);
+    }
+  }
   auto cap_chunk = [&](int32_t num_tokens) {
     if (config_.enable_chunked_prefill && config_.long_prefill_token_threshold > 0) {
       num_tokens = std::min(num_tokens, config_.long_prefill_token_threshold);
     }
+    if (num_tokens > 1) num_tokens = std::min(num_tokens, prefill_budget);
     return std::min(num_tokens, budget);
   };
 
@@ -141,6 +160,10 @@ SchedulerOutput Scheduler::schedule() {
       continue;
     }
     const int32_t num_new_tokens = cap_chunk(remaining);
+    if (num_new_tokens == 0) {  // the mixed-step prefill share is spent
+      ++index;
+      continue;
+    }
     bool preempted_itself = false;
     while (!kv_.allocate_slots(*request, num_new_tokens)) {
       // Victim: the last in policy order among the requests not yet planned this step (this
@@ -160,6 +183,7 @@ SchedulerOutput Scheduler::schedule() {
     if (preempted_itself) continue;  // running_[index] is now the next request
     planned.push_back({request, num_new_tokens, false, 0});
     budget -= num_new_tokens;
+    if (remaining > 1) prefill_budget -= num_new_tokens;
     ++index;
   }
 
@@ -172,6 +196,7 @@ SchedulerOutput Scheduler::schedule() {
     const int32_t remaining = request->num_tokens() - computed.num_tokens;
     if (!config_.enable_chunked_prefill && remaining > budget) break;
     const int32_t num_new_tokens = cap_chunk(remaining);
+    if (num_new_tokens == 0) break;
     if (!kv_.allocate_slots(*request, num_new_tokens, computed)) break;
     waiting_.pop_front();
     request->status = RequestStatus::kRunning;
@@ -180,6 +205,7 @@ SchedulerOutput Scheduler::schedule() {
     running_.push_back(request);
     planned.push_back({request, num_new_tokens, true, computed.num_tokens});
     budget -= num_new_tokens;
+    if (remaining > 1) prefill_budget -= num_new_tokens;
   }
 
   // 3. The plan; its tokens count as computed from now on.

@@ -34,12 +34,19 @@ namespace vllm {
 
 enum class SchedulingPolicy { kFcfs, kPriority };
 
+inline constexpr int32_t kMinMixedPrefillTokens = 16;
+
 struct SchedulerConfig {
   int32_t max_num_batched_tokens = 2048;  // token budget of one step
   int32_t max_num_seqs = 256;             // sequences in one step (running requests)
   int32_t max_model_len = 2048;           // prompt + output tokens of one sequence
   bool enable_chunked_prefill = true;  // off: a prefill runs whole (needs budget >= max_model_len)
   int32_t long_prefill_token_threshold = 0;  // > 0: at most this many tokens per request per step
+  // > 0: in a step that carries D decode tokens, prefill chunks take at most
+  // max(kMinMixedPrefillTokens, this * D) tokens in all. On a compute-bound backend (the CPU) a
+  // step costs about its token count, so this bounds how much a long prompt arriving stretches
+  // the decoders' gap between tokens (about 1 + this), at some cost to that prompt's TTFT.
+  int32_t max_prefill_tokens_per_decode = 0;
   SchedulingPolicy policy = SchedulingPolicy::kFcfs;
 };
 

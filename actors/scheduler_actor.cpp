@@ -1,5 +1,8 @@
 #include "actors/scheduler_actor.hpp"
 
+#include <optional>
+#include <utility>
+
 #include <asio/co_spawn.hpp>
 
 #include "runtime/logging.hpp"
@@ -56,7 +59,15 @@ asio::awaitable<bool> SchedulerActor::finish_request(RequestId id, FinishReason 
 }
 
 asio::awaitable<void> SchedulerActor::stop() {
-  co_await ask([this] { stopping_ = true; });
+  // The step loop may still owe the worker a plan (e.g. one that only names finished requests);
+  // the worker must not stop before that plan has run, so wait for the loop to end.
+  std::optional<OneShot<void>> loop_done = co_await ask([this]() -> std::optional<OneShot<void>> {
+    stopping_ = true;
+    if (!loop_running_) return std::nullopt;
+    loop_done_waiters_.emplace_back();
+    return loop_done_waiters_.back();
+  });
+  if (loop_done) co_await loop_done->get();
   co_await Actor::stop();
 }
 
@@ -132,6 +143,7 @@ asio::awaitable<void> SchedulerActor::step_loop() {
     }
   }
   loop_running_ = false;
+  for (auto& waiter : std::exchange(loop_done_waiters_, {})) waiter.set_value();
 }
 
 }  // namespace vllm

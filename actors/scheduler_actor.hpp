@@ -10,6 +10,7 @@
 #include <optional>
 #include <string>
 #include <unordered_map>
+#include <vector>
 
 #include <asio/any_io_executor.hpp>
 
@@ -17,6 +18,7 @@
 #include "actors/worker.hpp"
 #include "runtime/actor.hpp"
 #include "runtime/async_stream.hpp"
+#include "runtime/one_shot.hpp"
 
 namespace vllm {
 
@@ -53,6 +55,7 @@ class SchedulerActor final : public Actor {
   std::unordered_map<RequestId, RequestSink> sinks_;
   bool loop_running_ = false;
   bool stopping_ = false;
+  std::vector<OneShot<void>> loop_done_waiters_;  // stop() calls waiting for the loop to end
 
   mutable std::mutex stats_mutex_;
   SchedulerStats stats_;

@@ -30,6 +30,8 @@ constexpr FlagSpec kFlags[] = {
     {"--num-iters-warmup", true, "latency: warm-up iterations (default 1)"},
     {"--max-num-seqs", true, "sequences per step (default 256)"},
     {"--max-num-batched-tokens", true, "tokens per step (default 2048)"},
+    {"--max-prefill-tokens-per-decode", true,
+     "prompt tokens per decode in a mixed step (default -1: auto)"},
     {"--kv-cache-memory", true, "CPU KV cache bytes (default 1 GiB)"},
     {"--no-enable-prefix-caching", false, "turn the prefix cache off"},
     {"--threads", true, "CPU threads (default: all)"},
@@ -56,6 +58,8 @@ EngineArgs engine_args(const ParsedArgs& args) {
   engine.max_num_batched_tokens =
       static_cast<int32_t>(args.int_value("--max-num-batched-tokens", 2048));
   engine.kv_cache_memory_bytes = args.int_value("--kv-cache-memory", int64_t{1} << 30);
+  engine.max_prefill_tokens_per_decode =
+      static_cast<int32_t>(args.int_value("--max-prefill-tokens-per-decode", -1));
   engine.enable_prefix_caching = !args.has("--no-enable-prefix-caching");
   engine.num_cpu_threads = static_cast<int32_t>(args.int_value("--threads", 0));
   return engine;

@@ -23,6 +23,11 @@ constexpr FlagSpec kFlags[] = {
     {"--max-model-len", true, "context length (default: the model's)"},
     {"--max-num-seqs", true, "most sequences in one batch (default 256)"},
     {"--max-num-batched-tokens", true, "token budget of one step (default 2048)"},
+    {"--long-prefill-token-threshold", true,
+     "most prompt tokens of one request in one step (default 0: no limit)"},
+    {"--max-prefill-tokens-per-decode", true,
+     "a step with D decodes takes at most max(16, this*D) prompt tokens (default -1: 2 on cpu, "
+     "off on cuda; 0: off)"},
     {"--block-size", true, "KV cache block size in tokens (default 16)"},
     {"--enable-prefix-caching", false, "reuse KV blocks of shared prefixes (default)"},
     {"--no-enable-prefix-caching", false, "turn prefix caching off"},
@@ -121,6 +126,10 @@ int run_serve(const Args& raw_args) {
   engine.max_num_batched_tokens =
       positive_int(args, "--max-num-batched-tokens", engine.max_num_batched_tokens);
   engine.block_size = positive_int(args, "--block-size", engine.block_size);
+  engine.long_prefill_token_threshold =
+      static_cast<int32_t>(args.int_value("--long-prefill-token-threshold", 0));
+  engine.max_prefill_tokens_per_decode =
+      static_cast<int32_t>(args.int_value("--max-prefill-tokens-per-decode", -1));
   engine.enable_prefix_caching = !args.has("--no-enable-prefix-caching");
   if (auto v = args.value("--kv-cache-memory")) {
     engine.kv_cache_memory_bytes = parse_bytes("--kv-cache-memory", *v);

@@ -389,6 +389,11 @@ asio::awaitable<Engine> Engine::create(EngineArgs args) {
     throw std::invalid_argument(
         "--block-size, --max-num-seqs and --max-num-batched-tokens must be positive");
   }
+  if (args.long_prefill_token_threshold < 0 || args.max_prefill_tokens_per_decode < -1) {
+    throw std::invalid_argument(
+        "--long-prefill-token-threshold must be >= 0 and --max-prefill-tokens-per-decode >= -1 "
+        "(-1: auto)");
+  }
   if (args.scheduling_policy != "fcfs" && args.scheduling_policy != "priority") {
     throw std::invalid_argument("--scheduling-policy must be fcfs or priority, got '" +
                                 args.scheduling_policy + "'");
@@ -497,6 +502,11 @@ asio::awaitable<Engine> Engine::create(EngineArgs args) {
   scheduler_config.max_num_seqs = args.max_num_seqs;
   scheduler_config.max_model_len = args.max_model_len;
   scheduler_config.enable_chunked_prefill = args.enable_chunked_prefill;
+  scheduler_config.long_prefill_token_threshold = args.long_prefill_token_threshold;
+  scheduler_config.max_prefill_tokens_per_decode = args.max_prefill_tokens_per_decode >= 0
+                                                       ? args.max_prefill_tokens_per_decode
+                                                   : args.device == "cpu" ? 2
+                                                                          : 0;
   scheduler_config.policy =
       args.scheduling_policy == "priority" ? SchedulingPolicy::kPriority : SchedulingPolicy::kFcfs;
   KvBlockManagerConfig kv_config;

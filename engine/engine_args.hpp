@@ -19,6 +19,11 @@ struct EngineArgs {
   int32_t block_size = 16;
   bool enable_prefix_caching = true;
   bool enable_chunked_prefill = true;
+  int32_t long_prefill_token_threshold = 0;  // > 0: at most this many tokens per request per step
+  // A step with D decode tokens takes at most max(16, this * D) prefill tokens: bounds the
+  // decoders' gap between tokens when a long prompt arrives. -1: auto (2 on the CPU, where a
+  // step costs about its token count; off on CUDA, where small steps are memory-bound). 0: off.
+  int32_t max_prefill_tokens_per_decode = -1;
   std::string scheduling_policy = "fcfs";            // fcfs | priority
   int64_t kv_cache_memory_bytes = int64_t{1} << 30;  // CPU KV cache size
   int32_t num_kv_blocks_override = 0;                // > 0: exactly this many blocks (tests)

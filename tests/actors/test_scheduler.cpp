@@ -223,6 +223,41 @@ TEST_CASE("long_prefill_token_threshold caps one request's chunk", "[actors]") {
   CHECK(plan.requests[1].num_scheduled_tokens() == 64);
 }
 
+TEST_CASE("max_prefill_tokens_per_decode bounds a long prompt's share of a mixed step",
+          "[actors]") {
+  Scheduler scheduler({.max_num_batched_tokens = 256, .max_prefill_tokens_per_decode = 2},
+                      {.num_blocks = 256, .block_size = 16});
+  std::mt19937 rng(5);
+  for (int i = 0; i < 4; ++i) {
+    scheduler.add_request(make_request("d" + std::to_string(i), random_tokens(rng, 8), 200));
+  }
+  Driver driver(scheduler);
+  // Alone, the first prompts take the whole budget they need.
+  SchedulerOutput first = driver.step();
+  CHECK(first.num_scheduled_tokens == 32);
+  driver.step();  // the four decode now
+  const std::vector<int32_t> long_prompt = random_tokens(rng, 1000);
+  scheduler.add_request(make_request("long", long_prompt, 4));
+  int mixed_steps = 0;
+  while (driver.tokens["long"].empty()) {
+    SchedulerOutput plan = driver.step();
+    int32_t decodes = 0, prefill = 0;
+    for (const auto& request : plan.requests) {
+      (request.request_id == "long" ? prefill : decodes) += request.num_scheduled_tokens();
+    }
+    CHECK(decodes == 4);
+    // max(16, 2 * 4 decodes) = 16 prompt tokens at most.
+    CHECK(prefill <= 16);
+    CHECK(prefill >= 1);
+    ++mixed_steps;
+  }
+  CHECK(mixed_steps == (1000 + 15) / 16);
+  driver.run_to_completion();
+  CHECK(driver.tokens["long"] ==
+        reference_tokens(long_prompt, {.max_tokens = 4, .ignore_eos = true}, {0}, 4096, kVocab));
+  check_no_blocks_held(scheduler);
+}
+
 TEST_CASE("preemption when blocks run out: everything completes with the right tokens",
           "[actors]") {
   std::mt19937 rng(1234);

@@ -3,6 +3,7 @@
 The binary is $VLLM_CPP_BUILD/apps/vllm-cpp (default ./build); the model is the bundled
 SmolLM2-135M GGUF ($VLLM_CPP_MODEL, else $VLLM_CPP_CACHE or ~/.cache/vllm-cpp). Each server runs on
 a free port, is ready once /health answers 200, and is stopped with SIGTERM (which must exit 0).
+$VLLM_CPP_SERVE_ARGS adds flags to every server (e.g. "--device cuda" on a GPU machine).
 """
 
 import os
@@ -55,6 +56,7 @@ class Server:
             "--max-request-body-bytes", str(MAX_BODY_BYTES),
             "--http-read-timeout", str(READ_TIMEOUT_S),
             "--shutdown-timeout", "10",
+            *os.environ.get("VLLM_CPP_SERVE_ARGS", "").split(),
             *extra_args,
         ]
         self.log = open(self.log_path, "w")
