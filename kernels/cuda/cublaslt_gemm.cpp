@@ -67,9 +67,10 @@ CublasLtGemm::~CublasLtGemm() {
 
 const CublasLtGemm::Plan& CublasLtGemm::plan_for(ActivationType type, int64_t num_tokens,
                                                  int64_t in_features, int64_t out_features,
-                                                 bool has_bias, uint32_t alignment_bytes) {
-  const ShapeKey key{static_cast<int>(type), num_tokens, in_features,
-                     out_features,           has_bias,   alignment_bytes};
+                                                 bool has_bias, uint32_t alignment_bytes,
+                                                 bool f32_out) {
+  const ShapeKey key{static_cast<int>(type), num_tokens, in_features, out_features, has_bias,
+                     alignment_bytes,        f32_out};
   if (auto it = plans_.find(key); it != plans_.end()) return *it->second;
 
   auto* plan = new Plan();
@@ -100,10 +101,10 @@ const CublasLtGemm::Plan& CublasLtGemm::plan_for(ActivationType type, int64_t nu
     check_cublas(cublasLtMatrixLayoutCreate(&plan->b, data_type, static_cast<uint64_t>(in_features),
                                             static_cast<uint64_t>(num_tokens), in_features),
                  "cublasLtMatrixLayoutCreate(B)");
-    check_cublas(
-        cublasLtMatrixLayoutCreate(&plan->c, data_type, static_cast<uint64_t>(out_features),
-                                   static_cast<uint64_t>(num_tokens), out_features),
-        "cublasLtMatrixLayoutCreate(C)");
+    check_cublas(cublasLtMatrixLayoutCreate(&plan->c, f32_out ? CUDA_R_32F : data_type,
+                                            static_cast<uint64_t>(out_features),
+                                            static_cast<uint64_t>(num_tokens), out_features),
+                 "cublasLtMatrixLayoutCreate(C)");
 
     cublasLtMatmulPreference_t preference = nullptr;
     check_cublas(cublasLtMatmulPreferenceCreate(&preference), "cublasLtMatmulPreferenceCreate");
@@ -144,6 +145,18 @@ const CublasLtGemm::Plan& CublasLtGemm::plan_for(ActivationType type, int64_t nu
 void CublasLtGemm::linear(ActivationType type, void* y, const void* x, const void* weight,
                           const void* bias, int64_t num_tokens, int64_t in_features,
                           int64_t out_features, cudaStream_t stream) {
+  run(type, y, x, weight, bias, num_tokens, in_features, out_features, false, stream);
+}
+
+void CublasLtGemm::linear_f32_out(ActivationType type, float* y, const void* x, const void* weight,
+                                  int64_t num_tokens, int64_t in_features, int64_t out_features,
+                                  cudaStream_t stream) {
+  run(type, y, x, weight, nullptr, num_tokens, in_features, out_features, true, stream);
+}
+
+void CublasLtGemm::run(ActivationType type, void* y, const void* x, const void* weight,
+                       const void* bias, int64_t num_tokens, int64_t in_features,
+                       int64_t out_features, bool f32_out, cudaStream_t stream) {
   require(num_tokens >= 0 && in_features > 0 && out_features > 0,
           "CublasLtGemm::linear: sizes must be positive (tokens " + std::to_string(num_tokens) +
               ", in " + std::to_string(in_features) + ", out " + std::to_string(out_features) +
@@ -152,7 +165,7 @@ void CublasLtGemm::linear(ActivationType type, void* y, const void* x, const voi
   const uint32_t alignment = std::min({pointer_alignment(x), pointer_alignment(weight),
                                        pointer_alignment(y), pointer_alignment(bias)});
   const Plan& plan =
-      plan_for(type, num_tokens, in_features, out_features, bias != nullptr, alignment);
+      plan_for(type, num_tokens, in_features, out_features, bias != nullptr, alignment, f32_out);
   if (bias != nullptr) {
     check_cublas(cublasLtMatmulDescSetAttribute(plan.operation, CUBLASLT_MATMUL_DESC_BIAS_POINTER,
                                                 &bias, sizeof(bias)),

@@ -27,12 +27,20 @@ class CublasLtGemm {
   // y [num_tokens, out_features]; bias [out_features] or null. Enqueued on `stream`.
   void linear(ActivationType type, void* y, const void* x, const void* weight, const void* bias,
               int64_t num_tokens, int64_t in_features, int64_t out_features, cudaStream_t stream);
+  // The same with y in fp32 (x and W in `type`, no bias): the LM head, whose logits must not be
+  // rounded to bf16 (a bf16 ulp near a logit of 20 is 0.125, enough to flip greedy choices).
+  void linear_f32_out(ActivationType type, float* y, const void* x, const void* weight,
+                      int64_t num_tokens, int64_t in_features, int64_t out_features,
+                      cudaStream_t stream);
 
  private:
   struct Plan;  // the descriptors and the algorithm chosen for one shape
-  using ShapeKey = std::tuple<int, int64_t, int64_t, int64_t, bool, uint32_t>;
+  using ShapeKey = std::tuple<int, int64_t, int64_t, int64_t, bool, uint32_t, bool>;
   const Plan& plan_for(ActivationType type, int64_t num_tokens, int64_t in_features,
-                       int64_t out_features, bool has_bias, uint32_t alignment_bytes);
+                       int64_t out_features, bool has_bias, uint32_t alignment_bytes, bool f32_out);
+  void run(ActivationType type, void* y, const void* x, const void* weight, const void* bias,
+           int64_t num_tokens, int64_t in_features, int64_t out_features, bool f32_out,
+           cudaStream_t stream);
 
   void* handle_ = nullptr;  // cublasLtHandle_t
   void* workspace_ = nullptr;

@@ -42,6 +42,26 @@ __global__ void fused_add_rms_norm_kernel(T* x, T* residual, const T* weight, in
   }
 }
 
+// The fp32 residual stream: residual += x in fp32, so a long stack of layers does not round the
+// stream to the activation type at every add (the activations fed to the GEMMs stay bf16/fp16).
+template <typename T>
+__global__ void fused_add_rms_norm_f32_kernel(T* x, float* residual, const T* weight,
+                                              int64_t hidden, float eps) {
+  __shared__ float scratch[32];
+  const int64_t row = static_cast<int64_t>(blockIdx.x) * hidden;
+  float sum_squares = 0.0f;
+  for (int64_t i = threadIdx.x; i < hidden; i += blockDim.x) {
+    const float sum = to_float(x[row + i]) + residual[row + i];
+    residual[row + i] = sum;
+    sum_squares += sum * sum;
+  }
+  const float inv_rms = rsqrtf(block_sum(sum_squares, scratch) / static_cast<float>(hidden) + eps);
+  for (int64_t i = threadIdx.x; i < hidden; i += blockDim.x) {
+    const float normalized = to_float(from_float<T>(residual[row + i] * inv_rms));
+    x[row + i] = from_float<T>(normalized * to_float(weight[i]));
+  }
+}
+
 void check_norm_args(int64_t num_tokens, int64_t hidden) {
   require(num_tokens >= 0 && num_tokens <= 0x7fffffff,
           "rms_norm: num_tokens must be in [0, 2^31), got " + std::to_string(num_tokens));
@@ -73,6 +93,20 @@ void fused_add_rms_norm(ActivationType type, void* x, void* residual, const void
     (static_cast<T*>(x), static_cast<T*>(residual), static_cast<const T*>(weight), hidden, eps);
   });
   check_launch("fused_add_rms_norm_kernel");
+}
+
+void fused_add_rms_norm_f32_residual(ActivationType type, void* x, float* residual,
+                                     const void* weight, int64_t num_tokens, int64_t hidden,
+                                     float eps, cudaStream_t stream) {
+  check_norm_args(num_tokens, hidden);
+  if (num_tokens == 0) return;
+  dispatch_activation(type, [&](auto tag) {
+    using T = decltype(tag);
+    VLLM_LAUNCH(static_cast<unsigned>(num_tokens), kNormThreads, 0, stream,
+                fused_add_rms_norm_f32_kernel<T>)
+    (static_cast<T*>(x), residual, static_cast<const T*>(weight), hidden, eps);
+  });
+  check_launch("fused_add_rms_norm_f32_kernel");
 }
 
 }  // namespace vllm::cuda

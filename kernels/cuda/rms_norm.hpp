@@ -20,4 +20,12 @@ void rms_norm(ActivationType type, void* out, const void* x, const void* weight,
 void fused_add_rms_norm(ActivationType type, void* x, void* residual, const void* weight,
                         int64_t num_tokens, int64_t hidden, float eps, cudaStream_t stream);
 
+// The same with an fp32 residual stream: residual[t] += x[t] in fp32; x[t] =
+// rmsnorm(residual[t]) * weight in the activation type. The model keeps its residual stream in
+// fp32 (a zeroed residual plus the embedding in x starts it), which keeps deep models close to
+// an fp32 forward.
+void fused_add_rms_norm_f32_residual(ActivationType type, void* x, float* residual,
+                                     const void* weight, int64_t num_tokens, int64_t hidden,
+                                     float eps, cudaStream_t stream);
+
 }  // namespace vllm::cuda

@@ -28,16 +28,8 @@ uint16_t float_to_bf16(float value) {
   return static_cast<uint16_t>(bits >> 16);
 }
 
-float bf16_to_float(uint16_t value) {
-  return std::bit_cast<float>(uint32_t{value} << 16);
-}
-
 uint16_t float_to_fp16(float value) {
   return std::bit_cast<uint16_t>(static_cast<_Float16>(value));
-}
-
-float fp16_to_float(uint16_t value) {
-  return static_cast<float>(std::bit_cast<_Float16>(value));
 }
 
 std::string shape_string(const std::vector<int64_t>& shape) {
@@ -249,7 +241,7 @@ CudaLlamaModel::CudaLlamaModel(LlamaWeights weights, cuda::ActivationType type,
       "cudaMemcpy of the RoPE inverse frequencies");
 
   const auto rows = static_cast<size_t>(max_tokens_);
-  residual_ = DeviceBuffer(rows * hidden * elem_);
+  residual_ = DeviceBuffer(rows * hidden * sizeof(float));  // the fp32 residual stream
   x_ = DeviceBuffer(rows * hidden * elem_);
   qkv_ = DeviceBuffer(rows * qkv_width * elem_);
   attention_ = DeviceBuffer(rows * q_size * elem_);
@@ -281,8 +273,8 @@ void CudaLlamaModel::ensure_logits_rows(int64_t rows) {
   if (rows <= logits_rows_capacity_) return;
   const auto n = static_cast<size_t>(rows);
   logits_rows_hidden_ = DeviceBuffer(n * config_.hidden_size * elem_);
-  logits_ = DeviceBuffer(n * config_.vocab_size * elem_);
-  logits_host_ = PinnedBuffer(n * config_.vocab_size * elem_);
+  logits_ = DeviceBuffer(n * config_.vocab_size * sizeof(float));
+  logits_host_ = PinnedBuffer(n * config_.vocab_size * sizeof(float));
   logits_rows_capacity_ = rows;
 }
 
@@ -358,7 +350,8 @@ void CudaLlamaModel::validate(const ForwardBatch& batch) const {
   }
 }
 
-int64_t CudaLlamaModel::enqueue_forward(const ForwardBatch& batch, cudaStream_t stream) {
+int64_t CudaLlamaModel::enqueue_forward(const ForwardBatch& batch, cudaStream_t stream,
+                                        bool copy_logits_to_host) {
   validate(batch);
   const ModelConfig& c = config_;
   const int64_t num_tokens = batch.num_tokens();
@@ -461,17 +454,17 @@ int64_t CudaLlamaModel::enqueue_forward(const ForwardBatch& batch, cudaStream_t 
   const size_t cache_half = static_cast<size_t>(num_blocks_ * kv_block_bytes(block_size_) / 2 /
                                                 c.num_hidden_layers);  // one layer's K (or V)
 
-  // residual = embedding; x = input_layernorm(residual) for layer 0.
-  cuda::embedding_lookup(type_, residual_.get(), embed_tokens_.get(), d_tokens, num_tokens, hidden,
+  // The residual stream is fp32: residual = 0 + embedding; x = input_layernorm(residual).
+  auto* residual = static_cast<float*>(residual_.get());
+  check_cuda(cudaMemsetAsync(residual, 0, static_cast<size_t>(num_tokens * hidden) * sizeof(float),
+                             stream),
+             "cudaMemsetAsync of the residual stream");
+  cuda::embedding_lookup(type_, x_.get(), embed_tokens_.get(), d_tokens, num_tokens, hidden,
                          c.vocab_size, stream);
-  cuda::rms_norm(type_, x_.get(), residual_.get(), layers_[0].input_layernorm.get(), num_tokens,
-                 hidden, eps, stream);
   for (size_t l = 0; l < layers_.size(); ++l) {
     const Layer& layer = layers_[l];
-    if (l > 0) {
-      cuda::fused_add_rms_norm(type_, x_.get(), residual_.get(), layer.input_layernorm.get(),
-                               num_tokens, hidden, eps, stream);
-    }
+    cuda::fused_add_rms_norm_f32_residual(type_, x_.get(), residual, layer.input_layernorm.get(),
+                                          num_tokens, hidden, eps, stream);
     gemm_.linear(type_, qkv_.get(), x_.get(), layer.qkv_proj.get(), layer.qkv_bias.get(),
                  num_tokens, hidden, qkv_width, stream);
     char* key_cache = offset(kv_cache_, 2 * l * cache_half);
@@ -484,8 +477,9 @@ int64_t CudaLlamaModel::enqueue_forward(const ForwardBatch& batch, cudaStream_t 
     cuda::paged_attention_mixed(attn, num_decode, attention_workspace_.get(), stream);
     gemm_.linear(type_, x_.get(), attention_.get(), layer.o_proj.get(), nullptr, num_tokens, q_size,
                  hidden, stream);
-    cuda::fused_add_rms_norm(type_, x_.get(), residual_.get(), layer.post_attention_layernorm.get(),
-                             num_tokens, hidden, eps, stream);
+    cuda::fused_add_rms_norm_f32_residual(type_, x_.get(), residual,
+                                          layer.post_attention_layernorm.get(), num_tokens, hidden,
+                                          eps, stream);
     gemm_.linear(type_, gate_up_.get(), x_.get(), layer.gate_up_proj.get(), nullptr, num_tokens,
                  hidden, 2 * inter, stream);
     cuda::silu_and_mul(type_, activation_.get(), gate_up_.get(), num_tokens, inter, stream);
@@ -495,17 +489,20 @@ int64_t CudaLlamaModel::enqueue_forward(const ForwardBatch& batch, cudaStream_t 
   if (num_logits == 0) return 0;
   // Final norm over every row (cheap), then gather the sampled rows: the embedding lookup is a
   // row gather with the logits indices as "token ids" over a num_tokens-row table.
-  cuda::fused_add_rms_norm(type_, x_.get(), residual_.get(), norm_.get(), num_tokens, hidden, eps,
-                           stream);
+  cuda::fused_add_rms_norm_f32_residual(type_, x_.get(), residual, norm_.get(), num_tokens, hidden,
+                                        eps, stream);
   cuda::embedding_lookup(type_, logits_rows_hidden_.get(), x_.get(), d_logits_idx, num_logits,
                          hidden, num_tokens, stream);
   const DeviceBuffer& head = lm_head_.get() ? lm_head_ : embed_tokens_;
-  gemm_.linear(type_, logits_.get(), logits_rows_hidden_.get(), head.get(), nullptr, num_logits,
-               hidden, c.vocab_size, stream);
-  check_cuda(cudaMemcpyAsync(logits_host_.get(), logits_.get(),
-                             static_cast<size_t>(num_logits * c.vocab_size) * elem_,
-                             cudaMemcpyDeviceToHost, stream),
-             "cudaMemcpyAsync of the logits to the host");
+  // fp32 logits: bf16 would round a logit near 20 to a multiple of 0.125.
+  gemm_.linear_f32_out(type_, device_logits(), logits_rows_hidden_.get(), head.get(), num_logits,
+                       hidden, c.vocab_size, stream);
+  if (copy_logits_to_host) {
+    check_cuda(cudaMemcpyAsync(logits_host_.get(), logits_.get(),
+                               static_cast<size_t>(num_logits * c.vocab_size) * sizeof(float),
+                               cudaMemcpyDeviceToHost, stream),
+               "cudaMemcpyAsync of the logits to the host");
+  }
   return num_logits;
 }
 
@@ -514,10 +511,7 @@ HostTensor CudaLlamaModel::host_logits(int64_t rows) const {
   logits.shape = {rows, config_.vocab_size};
   const auto n = static_cast<size_t>(rows * config_.vocab_size);
   logits.data.resize(n);
-  const auto* raw = static_cast<const uint16_t*>(logits_host_.get());
-  const bool bf16 = type_ == cuda::ActivationType::kBf16;
-  for (size_t i = 0; i < n; ++i)
-    logits.data[i] = bf16 ? bf16_to_float(raw[i]) : fp16_to_float(raw[i]);
+  std::memcpy(logits.data.data(), logits_host_.get(), n * sizeof(float));
   return logits;
 }
 

@@ -78,9 +78,16 @@ class CudaLlamaModel {
   // queues the forward pass on `stream`, ending with the logits rows copied to pinned memory.
   // Returns the number of logits rows. The pinned buffers are reused: the caller must wait for
   // the stream before the next call and before reading host_logits().
-  int64_t enqueue_forward(const ForwardBatch& batch, cudaStream_t stream);
-  // The last forward's logits [rows, vocab] as fp32 (after its stream completed).
+  // With copy_logits_to_host false the logits stay on the device (device_logits()), for sampling
+  // there.
+  int64_t enqueue_forward(const ForwardBatch& batch, cudaStream_t stream,
+                          bool copy_logits_to_host = true);
+  // The last forward's logits [rows, vocab] as fp32 (after its stream completed; only when it
+  // copied them to the host).
   HostTensor host_logits(int64_t rows) const;
+  // The last forward's fp32 logits on the device, [rows, vocab] row-major (valid after the
+  // forward's work on its stream, until the next forward).
+  float* device_logits() const { return static_cast<float*>(logits_.get()); }
 
  private:
   struct Layer {
@@ -107,7 +114,8 @@ class CudaLlamaModel {
   DeviceBuffer kv_cache_;  // per layer: K then V, each [num_blocks][block_size][kv_heads][head_dim]
 
   // Activations, [max_tokens_] rows each.
-  DeviceBuffer residual_, x_, qkv_, attention_, gate_up_, activation_;
+  DeviceBuffer residual_;  // fp32
+  DeviceBuffer x_, qkv_, attention_, gate_up_, activation_;
   DeviceBuffer attention_workspace_;
   // Batch metadata on the device and its pinned staging copy (one packed int32/int64 block).
   DeviceBuffer metadata_;

@@ -4,6 +4,8 @@
 
 #if VLLM_HAVE_CUDA
 
+#include <algorithm>
+#include <cmath>
 #include <random>
 #include <vector>
 
@@ -49,6 +51,32 @@ TEST_CASE("CublasLtGemm::linear matches the CPU reference", "[cuda][gemm]") {
       CHECK(count_poison(y) == 0);
       CHECK(relative_error(bits_to_floats(y, type), ref) <= 1e-2);
     }
+  }
+}
+
+TEST_CASE("CublasLtGemm::linear_f32_out keeps fp32 outputs (LM head)", "[cuda][gemm]") {
+  VLLM_SKIP_WITHOUT_CUDA_DEVICE();
+  std::mt19937 rng(12);
+  vllm::cuda::CublasLtGemm gemm;
+  for (ActivationType type : {ActivationType::kBf16, ActivationType::kFp16}) {
+    const int64_t tokens = 5, in = 576, out = 49152 + 3;
+    const auto x = random_activations(tokens * in, type, rng);
+    const auto w = random_activations(out * in, type, rng, 0.5f);
+    DeviceBuffer<uint16_t> d_x(x.bits), d_w(w.bits);
+    DeviceBuffer<float> d_y(static_cast<size_t>(tokens * out));
+    gemm.linear_f32_out(type, d_y.get(), d_x.get(), d_w.get(), tokens, in, out, nullptr);
+    synchronize();
+    const auto y = d_y.download();
+    double worst = 0.0;
+    for (int64_t t = 0; t < tokens; ++t) {
+      for (int64_t o = 0; o < out; ++o) {
+        double acc = 0.0;
+        for (int64_t i = 0; i < in; ++i) acc += double(x.values[t * in + i]) * w.values[o * in + i];
+        worst = std::max(worst, std::abs(acc - y[t * out + o]) / (1.0 + std::abs(acc)));
+      }
+    }
+    // fp32 accumulation of exact products: far below a bf16 rounding (2^-8).
+    CHECK(worst <= 1e-4);
   }
 }
 

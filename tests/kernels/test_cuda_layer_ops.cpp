@@ -81,6 +81,39 @@ TEST_CASE("rms_norm and fused_add_rms_norm match the CPU reference", "[cuda][nor
   }
 }
 
+TEST_CASE("fused_add_rms_norm with an fp32 residual stream matches the CPU reference",
+          "[cuda][norm]") {
+  VLLM_SKIP_WITHOUT_CUDA_DEVICE();
+  std::mt19937 rng(17);
+  for (ActivationType type : {ActivationType::kBf16, ActivationType::kFp16}) {
+    for (int64_t hidden : {576, 4096, 5000}) {
+      const int64_t tokens = 23;
+      INFO(vllm::cuda::activation_type_name(type) << " hidden " << hidden);
+      const auto x = random_activations(tokens * hidden, type, rng);
+      const auto weight = random_activations(hidden, type, rng, 0.5f);
+      std::vector<float> residual(tokens * hidden);
+      std::uniform_real_distribution<float> value(-2.0f, 2.0f);
+      for (auto& r : residual) r = value(rng);
+      DeviceBuffer<uint16_t> d_x(x.bits), d_w(weight.bits);
+      DeviceBuffer<float> d_residual(residual);
+      vllm::cuda::fused_add_rms_norm_f32_residual(type, d_x.get(), d_residual.get(), d_w.get(),
+                                                  tokens, hidden, 1e-5f, nullptr);
+      synchronize();
+      std::vector<float> summed(residual.size());
+      std::vector<double> summed_ref(residual.size());
+      for (size_t i = 0; i < summed.size(); ++i) {
+        summed[i] = x.values[i] + residual[i];  // fp32, not rounded to the type
+        summed_ref[i] = summed[i];
+      }
+      const auto new_residual = d_residual.download();
+      CHECK(relative_error(new_residual, summed_ref) <= 1e-6);
+      CHECK(relative_error(bits_to_floats(d_x.download(), type),
+                           rms_norm_reference(summed, weight.values, tokens, hidden, 1e-5, type)) <=
+            1e-2);
+    }
+  }
+}
+
 TEST_CASE("silu_and_mul matches the CPU reference", "[cuda][activation]") {
   VLLM_SKIP_WITHOUT_CUDA_DEVICE();
   std::mt19937 rng(8);
