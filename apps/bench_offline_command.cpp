@@ -21,7 +21,9 @@ using Clock = std::chrono::steady_clock;
 constexpr FlagSpec kFlags[] = {
     {"--model", true, "GGUF file or Hugging Face directory (default: the bundled model)"},
     {"--load-format", true, "auto | gguf | safetensors | dummy"},
-    {"--device", true, "auto | cpu"},
+    {"--device", true, "auto | cpu | cuda"},
+    {"--gpu-memory-utilization", true,
+     "fraction of GPU memory for weights, activations and KV cache (default 0.9)"},
     {"--num-prompts", true, "throughput: requests (default 64)"},
     {"--input-len", true, "prompt tokens per request (default 128; latency: 32)"},
     {"--output-len", true, "output tokens per request (default 128)"},
@@ -54,6 +56,16 @@ EngineArgs engine_args(const ParsedArgs& args) {
   if (auto model = args.value("--model")) engine.model = *model;
   if (auto format = args.value("--load-format")) engine.load_format = *format;
   if (auto device = args.value("--device")) engine.device = *device;
+  if (auto v = args.value("--gpu-memory-utilization")) {
+    try {
+      engine.gpu_memory_utilization = std::stod(*v);
+    } catch (const std::exception&) {
+      throw UsageError("--gpu-memory-utilization must be a number in (0, 1], got '" + *v + "'");
+    }
+    if (!(engine.gpu_memory_utilization > 0.0 && engine.gpu_memory_utilization <= 1.0)) {
+      throw UsageError("--gpu-memory-utilization must be in (0, 1], got '" + *v + "'");
+    }
+  }
   engine.max_num_seqs = static_cast<int32_t>(args.int_value("--max-num-seqs", 256));
   engine.max_num_batched_tokens =
       static_cast<int32_t>(args.int_value("--max-num-batched-tokens", 2048));

@@ -37,6 +37,8 @@ constexpr FlagSpec kFlags[] = {
     {"--load-format", true, "auto | gguf | safetensors | dummy (default auto)"},
     {"--kv-cache-memory", true, "KV cache size in bytes; suffixes K, M, G (default 1G)"},
     {"--device", true, "auto | cpu | cuda (default auto)"},
+    {"--gpu-memory-utilization", true,
+     "fraction of GPU memory for weights, activations and KV cache (default 0.9)"},
     {"--max-waiting-requests", true, "more waiting requests are refused with 503 (default 4096)"},
     {"--threads", true, "CPU forward threads (default: all cores)"},
     {"--log-level", true, "trace | debug | info | warning | error (default info)"},
@@ -119,6 +121,16 @@ int run_serve(const Args& raw_args) {
   engine.load_format = args.value("--load-format").value_or("auto");
   engine.served_model_name = args.value("--served-model-name").value_or("");
   engine.device = args.value("--device").value_or("auto");
+  if (auto v = args.value("--gpu-memory-utilization")) {
+    try {
+      engine.gpu_memory_utilization = std::stod(*v);
+    } catch (const std::exception&) {
+      throw UsageError("--gpu-memory-utilization must be a number in (0, 1], got '" + *v + "'");
+    }
+    if (!(engine.gpu_memory_utilization > 0.0 && engine.gpu_memory_utilization <= 1.0)) {
+      throw UsageError("--gpu-memory-utilization must be in (0, 1], got '" + *v + "'");
+    }
+  }
   engine.chat_template = args.value("--chat-template").value_or("");
   engine.max_model_len = static_cast<int32_t>(args.int_value("--max-model-len", 0));
   if (engine.max_model_len < 0) throw UsageError("--max-model-len must be >= 1");

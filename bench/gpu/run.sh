@@ -1,34 +1,103 @@
 #!/usr/bin/env bash
-# On the GPU machine: runs the [cuda] tests from the binaries packed by bench/gpu/pack.sh and
-# prints a short table last. Logs go to $OUT (when set) for fetching.
+# On the GPU machine: runs the [cuda] tests, the transformers comparison and the benchmarks from
+# the binaries packed by bench/gpu/pack.sh, and prints a short table last. Logs go to $OUT.
+#
+#   bash bench/gpu/run.sh            # everything that needs no bundled model:
+#                                    #   [cuda] runtime + kernel tests, transformers comparison
+#                                    #   on random Llama/Qwen2 models, Llama-3-8B-shaped benchmark
+#                                    #   beside transformers
+#   VLLM_CPP_MODEL=... bash bench/gpu/run.sh model
+#                                    # with the bundled SmolLM2 GGUF: the CUDA worker/engine
+#                                    # tests, the OpenAI pytest suite against a GPU server, its
+#                                    # offline benchmarks, and the CPU serving-core acceptance
+#                                    # tests at full size pinned to 2 cores beside them
+# Knobs: NUM_REQUESTS (8B throughput, default 1000), SKIP_8B=1, SKIP_HF=1.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
-for packed in .carry/lib/*.xz; do [ -f "$packed" ] && xz -d -k -f "$packed"; done
-export LD_LIBRARY_PATH="$PWD/.carry/lib:${LD_LIBRARY_PATH:-}"
+stage="${1:-gpu}"
+carry="${CARRY:-.carry}"
+for packed in "$carry"/lib/*.xz; do [ -f "$packed" ] && xz -d -k -f "$packed"; done
+export LD_LIBRARY_PATH="$PWD/$carry/lib:${LD_LIBRARY_PATH:-}"
+export VLLM_CPP_SOURCE_DIR="$PWD"
+export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
+bin="$PWD/$carry/bin"
 out="${OUT:-/tmp/gpu-out}"
 mkdir -p "$out"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$out/gpu.txt"
 declare -A status
+rows=()
 run() {  # name, command...
   local name=$1; shift
   echo "=== $name: $*"
+  local start=$SECONDS
   if "$@" >"$out/$name.log" 2>&1; then status[$name]=pass; else status[$name]="FAIL($?)"; fi
-  tail -n 25 "$out/$name.log"
+  status[$name]+=" ($((SECONDS - start)) s)"
+  tail -n 15 "$out/$name.log"
 }
-run runtime_cuda .carry/bin/test_runtime "[cuda]" -s
-for t in norm activation embedding rope gemm sampler attention; do
-  run "kernels_$t" .carry/bin/test_kernels "[cuda][$t]"
-done
-run kernels_timing .carry/bin/test_kernels "[cuda-timing]"
-# The CUDA worker against the CPU model needs the bundled GGUF: $VLLM_CPP_MODEL.
-if [ -f "${VLLM_CPP_MODEL:-}" ]; then
-  run engine_cuda .carry/bin/test_engine "[cuda]"
-  run generate_cuda .carry/bin/vllm-cpp bench latency --model "$VLLM_CPP_MODEL" --device cuda \
-    --input-len 128 --output-len 64
-  run throughput_cuda .carry/bin/vllm-cpp bench throughput --model "$VLLM_CPP_MODEL" \
-    --device cuda --num-prompts 256 --input-len 128 --output-len 128
+row() { rows+=("$*"); }
+
+if [ "$stage" = gpu ]; then
+  run runtime_cuda "$bin/test_runtime" "[cuda]"
+  run kernels "$bin/test_kernels" "[cuda]"
+  if [ -z "${SKIP_HF:-}" ]; then
+    run hf_reference python3 bench/gpu/hf_compare.py /tmp/hf
+    VLLM_CPP_HF_DIR=/tmp/hf run hf_compare "$bin/test_engine" "[hf]" -s
+    grep -h "worst last-position" -A2 "$out/hf_compare.log" | tr -s ' \n' ' ' | sed 's/$/\n/'
+  fi
+  if [ -z "${SKIP_8B:-}" ]; then
+    python3 bench/gpu/bench_8b.py config /tmp/llama8b
+    n="${NUM_REQUESTS:-1000}"
+    common=(--model /tmp/llama8b --load-format dummy --device cuda)
+    run ours_8b_latency_256 "$bin/vllm-cpp" bench latency "${common[@]}" --input-len 512 \
+      --output-len 256 --num-iters 3 --num-iters-warmup 1
+    run ours_8b_latency_1 "$bin/vllm-cpp" bench latency "${common[@]}" --input-len 512 \
+      --output-len 1 --num-iters 5 --num-iters-warmup 1
+    run ours_8b_throughput "$bin/vllm-cpp" bench throughput "${common[@]}" --num-prompts "$n" \
+      --input-len 512 --output-len 256
+    NUM_REQUESTS="$n" run hf_8b python3 bench/gpu/bench_8b.py hf "$out/hf_8b.json"
+    mean() { awk -F'|' '/^\| *[0-9]/ {print $2; exit}' "$out/$1.log" | tr -d ' '; }
+    t256=$(mean ours_8b_latency_256); t1=$(mean ours_8b_latency_1)
+    ours_decode=$(awk -v a="$t256" -v b="$t1" 'BEGIN {if (a && b) printf "%.2f", (a - b) / 255 * 1000}')
+    ours_tput=$(awk -F'|' '/^\| *[0-9]/ {printf "%s req/s, %s output tok/s", $2, $4; exit}' \
+      "$out/ours_8b_throughput.log" | tr -s ' ')
+    hf=$(python3 -c "import json; d=json.load(open('$out/hf_8b.json')); print('%.2f|%.2f req/s, %.1f output tok/s (batches of %d)' % (d['decode_ms_per_token'], d['requests_per_s'], d['output_tok_per_s'], d['batch']))" 2>/dev/null)
+    row "| Llama-3-8B shape, bf16: decode ms/token (1 request, 512 in) | ${ours_decode:-?} | ${hf%%|*} |"
+    row "| Llama-3-8B shape: $n requests 512 -> 256 | ${ours_tput:-?} | ${hf#*|} |"
+  fi
 fi
+
+if [ "$stage" = model ]; then
+  if [ ! -f "${VLLM_CPP_MODEL:-}" ]; then echo "model stage: set VLLM_CPP_MODEL"; exit 2; fi
+  # The CPU serving-core acceptance at full size, on 2 pinned cores, beside the GPU work.
+  (VLLM_CPP_FULL_ACCEPTANCE=1 VLLM_CPP_NUM_THREADS=2 taskset -c 0,1 "$bin/test_engine" \
+     "~[cuda]" -s >"$out/cpu_full_acceptance.log" 2>&1; echo "rc=$?" >>"$out/cpu_full_acceptance.log") &
+  cpu_pid=$!
+  run engine_cuda taskset -c 2-15 "$bin/test_engine" "[cuda]"
+  mkdir -p /tmp/vbuild/apps && ln -sf "$bin/vllm-cpp" /tmp/vbuild/apps/vllm-cpp
+  if [ -d .whl ]; then
+    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
+      --target /tmp/site .whl/*.whl && export PYTHONPATH=/tmp/site
+  fi
+  VLLM_CPP_BUILD=/tmp/vbuild VLLM_CPP_SERVE_ARGS="--device cuda --gpu-memory-utilization 0.3" \
+    run pytest_gpu_server taskset -c 2-15 python3 -m pytest -q -x tests/python -p no:cacheprovider
+  run smollm2_latency taskset -c 2-15 "$bin/vllm-cpp" bench latency --model "$VLLM_CPP_MODEL" \
+    --device cuda --input-len 128 --output-len 64
+  run smollm2_throughput taskset -c 2-15 "$bin/vllm-cpp" bench throughput \
+    --model "$VLLM_CPP_MODEL" --device cuda --num-prompts 1000 --input-len 128 --output-len 128
+  wait "$cpu_pid"
+  grep -q "rc=0" "$out/cpu_full_acceptance.log" && status[cpu_full_acceptance]=pass ||
+    status[cpu_full_acceptance]=FAIL
+  grep -h -A3 "warning:" "$out/cpu_full_acceptance.log" | tr -s ' \n' ' ' | sed 's/$/\n/'
+  grep -h "worst last-position\|identical" -A1 "$out/engine_cuda.log" | head -8
+fi
+
 echo
 echo "| test | result |"
 echo "|---|---|"
 for k in $(echo "${!status[@]}" | tr ' ' '\n' | sort); do echo "| $k | ${status[$k]} |"; done
+if [ ${#rows[@]} -gt 0 ]; then
+  echo
+  echo "| benchmark | vllm-cpp | transformers |"
+  echo "|---|---|---|"
+  printf '%s\n' "${rows[@]}"
+fi

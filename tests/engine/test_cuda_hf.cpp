@@ -59,8 +59,8 @@ ForwardBatch prefill_batch(const std::vector<std::vector<int32_t>>& prompts) {
   ForwardBatch batch;
   int32_t max_blocks = 0;
   for (const auto& p : prompts) {
-    max_blocks = std::max(max_blocks,
-                          static_cast<int32_t>((p.size() + kBlockSize - 1) / kBlockSize));
+    max_blocks =
+        std::max(max_blocks, static_cast<int32_t>((p.size() + kBlockSize - 1) / kBlockSize));
   }
   batch.max_blocks_per_seq = max_blocks;
   batch.query_start_loc.push_back(0);
@@ -158,9 +158,8 @@ TEST_CASE("CUDA backend matches transformers on random Llama and Qwen2 models", 
       same_as_hf += alone[p] == ref.greedy[p] ? 1 : 0;
       same_alone_together += alone[p] == together[p] ? 1 : 0;
     }
-    WARN(arch << ": worst last-position logits relative error " << worst_error << "; "
-              << same_as_hf << "/" << num_prompts
-              << " greedy 64-token continuations identical to transformers; "
+    WARN(arch << ": worst last-position logits relative error " << worst_error << "; " << same_as_hf
+              << "/" << num_prompts << " greedy 64-token continuations identical to transformers; "
               << same_alone_together << "/" << num_prompts
               << " identical alone and with 32 concurrent");
     CHECK(worst_error <= 2e-2);
