@@ -38,6 +38,9 @@ class StageWorker {
   // stage 0). Every rank must see the plans in the same order, each exactly once (the plan's
   // finished/preempted ids update the sampler state of the last stage's rank 0). An empty plan
   // only updates that state. Throws on a failed step (a CollectiveError when a peer is gone).
+  // The call is issued when the awaitable first runs (before its first suspension), so calls
+  // started one after the other on one strand reach the rank in that order: the ranks of a TP
+  // group then run several in-flight micro-batches in the same order.
   virtual asio::awaitable<StageOutput> execute(std::shared_ptr<const SchedulerOutput> plan,
                                                std::shared_ptr<const HostTensor> hidden_states) = 0;
   // Finishes the step in flight, then refuses new ones.

@@ -16,6 +16,7 @@
 #include <asio/use_awaitable.hpp>
 
 #include "actors/cpu_worker.hpp"
+#include "actors/local_pipeline.hpp"
 #if VLLM_HAVE_CUDA
 #include "actors/cuda/cuda_worker.hpp"
 #include "runtime/cuda/cuda_await.hpp"
@@ -398,6 +399,18 @@ asio::awaitable<Engine> Engine::create(EngineArgs args) {
     throw std::invalid_argument("--scheduling-policy must be fcfs or priority, got '" +
                                 args.scheduling_policy + "'");
   }
+  if (args.tensor_parallel_size < 1 || args.pipeline_parallel_size < 1) {
+    throw std::invalid_argument("--tensor-parallel-size (" +
+                                std::to_string(args.tensor_parallel_size) +
+                                ") and --pipeline-parallel-size (" +
+                                std::to_string(args.pipeline_parallel_size) + ") must be >= 1");
+  }
+  const bool parallel = args.tensor_parallel_size * args.pipeline_parallel_size > 1;
+  if (parallel && use_cuda) {
+    throw std::invalid_argument(
+        "--tensor-parallel-size / --pipeline-parallel-size > 1 run on the CPU backend only in "
+        "this build; use --device cpu");
+  }
   if (args.num_cpu_threads > 0) set_cpu_num_threads(args.num_cpu_threads);
   LoadFormat format = parse_load_format(args.load_format);
   fs::path model_path = args.model;
@@ -482,6 +495,22 @@ asio::awaitable<Engine> Engine::create(EngineArgs args) {
     impl->worker =
         make_cuda_worker(worker_executor, std::move(weights), impl->eos_token_ids, cuda_config);
 #endif
+  } else if (parallel) {
+    LocalPipelineConfig pipeline_config;
+    pipeline_config.tensor_parallel_size = args.tensor_parallel_size;
+    pipeline_config.pipeline_parallel_size = args.pipeline_parallel_size;
+    pipeline_config.block_size = args.block_size;
+    pipeline_config.kv_cache_memory_bytes = args.kv_cache_memory_bytes;
+    pipeline_config.num_kv_blocks_override = args.num_kv_blocks_override;
+    pipeline_config.seed = args.seed;
+    // Cut the shards and connect the Gloo groups off the caller's executor.
+    auto build = [&threads = *impl->threads, frontend = impl->threads->frontend(),
+                  weights = std::move(weights), eos = impl->eos_token_ids,
+                  pipeline_config]() -> asio::awaitable<std::shared_ptr<PipelineWorker>> {
+      co_return make_local_pipeline_worker(threads, frontend, weights, eos, pipeline_config);
+    };
+    auto building = asio::co_spawn(worker_executor, std::move(build), asio::use_awaitable);
+    impl->worker = co_await std::move(building);
   } else {
     CpuWorkerConfig worker_config;
     worker_config.block_size = args.block_size;

@@ -31,6 +31,10 @@ struct EngineArgs {
   uint64_t seed = 0;
   int32_t max_waiting_requests = 4096;  // admission limit: more are refused (HTTP 503)
   int32_t num_cpu_threads = 0;          // CPU forward threads; 0: all cores
+  // Parallel layout in this process (CPU): TP ranks of a stage share a Gloo group over loopback;
+  // PP stages split the layers. --kv-cache-memory is per rank.
+  int32_t tensor_parallel_size = 1;
+  int32_t pipeline_parallel_size = 1;
 };
 
 }  // namespace vllm

@@ -2,7 +2,8 @@
 // rank keeps only its stage's layers and its slices: Q/K/V rows of its (query, KV) heads and
 // gate/up rows of its MLP slice (column-parallel), the matching columns of o_proj and down_proj
 // (row-parallel), and its rows of the vocabulary, zero-padded (vocab-parallel embedding and LM
-// head). Tensors the rank does not need are freed as they are cut.
+// head). The whole weights are read, not changed: one process can cut every rank's shard from
+// one load, and a node agent frees the whole model once its shard is cut.
 #pragma once
 
 #include "model/llama_weights.hpp"
@@ -12,6 +13,6 @@ namespace vllm {
 
 // The shard of `weights` for `layout` (the config stays the whole model's). Throws
 // ParallelLayoutError when the layout does not divide the model.
-LlamaWeights shard_llama_weights(LlamaWeights weights, const ParallelLayout& layout);
+LlamaWeights shard_llama_weights(const LlamaWeights& weights, const ParallelLayout& layout);
 
 }  // namespace vllm
