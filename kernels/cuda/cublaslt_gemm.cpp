@@ -106,33 +106,31 @@ const CublasLtGemm::Plan& CublasLtGemm::plan_for(ActivationType type, int64_t nu
                                             static_cast<uint64_t>(num_tokens), out_features),
                  "cublasLtMatrixLayoutCreate(C)");
 
-    cublasLtMatmulPreference_t preference = nullptr;
-    check_cublas(cublasLtMatmulPreferenceCreate(&preference), "cublasLtMatmulPreferenceCreate");
-    cublasLtMatmulHeuristicResult_t result{};
-    int found = 0;
-    cublasStatus_t status =
-        cublasLtMatmulPreferenceSetAttribute(preference, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
-                                             &workspace_bytes_, sizeof(workspace_bytes_));
-    for (const auto attribute :
-         {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES,
-          CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES}) {
-      if (status == CUBLAS_STATUS_SUCCESS) {
-        status = cublasLtMatmulPreferenceSetAttribute(preference, attribute, &alignment_bytes,
-                                                      sizeof(alignment_bytes));
-      }
+    // One algorithm per (type, in, out, bias, alignment, output type), chosen once for a fixed
+    // row count and with no split-K reduction: every row's dot products then run in the same
+    // order whatever the batch holds, so a request gets the same logits alone or batched.
+    const AlgoKey algo_key{static_cast<int>(type), in_features, out_features, has_bias,
+                           alignment_bytes,        f32_out};
+    auto algo = algos_.find(algo_key);
+    if (algo == algos_.end()) {
+      algo = algos_
+                 .emplace(algo_key, choose_algo(*plan, type, in_features, out_features,
+                                                alignment_bytes, f32_out, has_bias))
+                 .first;
     }
-    if (status == CUBLAS_STATUS_SUCCESS) {
-      status = cublasLtMatmulAlgoGetHeuristic(as_handle(handle_), plan->operation, plan->a, plan->b,
-                                              plan->c, plan->c, preference, 1, &result, &found);
-    }
-    cublasLtMatmulPreferenceDestroy(preference);
-    check_cublas(status, "cublasLtMatmulAlgoGetHeuristic");
-    if (found == 0) {
-      throw CudaError("cuBLASLt found no algorithm for a " +
+    cublasLtMatmulHeuristicResult_t checked{};
+    const auto* chosen = static_cast<const cublasLtMatmulAlgo_t*>(algo->second.get());
+    const cublasStatus_t status = cublasLtMatmulAlgoCheck(
+        as_handle(handle_), plan->operation, plan->a, plan->b, plan->c, plan->c, chosen, &checked);
+    if (status != CUBLAS_STATUS_SUCCESS || checked.workspaceSize > workspace_bytes_) {
+      throw CudaError("cuBLASLt: the batch-invariant algorithm for a " +
                       std::string(activation_type_name(type)) + " GEMM of " +
-                      std::to_string(num_tokens) + " x " + std::to_string(in_features) + " by " +
-                      std::to_string(out_features) + " x " + std::to_string(in_features));
+                      std::to_string(in_features) + " -> " + std::to_string(out_features) +
+                      " does not run with " + std::to_string(num_tokens) + " rows (" +
+                      cublasLtGetStatusName(status) + ")");
     }
+    cublasLtMatmulHeuristicResult_t result{};
+    result.algo = *chosen;
     plan->algo = result.algo;
   } catch (...) {
     delete plan;
@@ -140,6 +138,67 @@ const CublasLtGemm::Plan& CublasLtGemm::plan_for(ActivationType type, int64_t nu
   }
   plans_.emplace(key, plan);
   return *plan;
+}
+
+std::shared_ptr<void> CublasLtGemm::choose_algo(const Plan& like, ActivationType type,
+                                                int64_t in_features, int64_t out_features,
+                                                uint32_t alignment_bytes, bool f32_out,
+                                                bool has_bias) {
+  // Layouts for the reference row count; the operation descriptor is the plan's.
+  const cudaDataType_t data_type = type == ActivationType::kBf16 ? CUDA_R_16BF : CUDA_R_16F;
+  cublasLtMatrixLayout_t a = nullptr, b = nullptr, c = nullptr;
+  cublasLtMatmulPreference_t preference = nullptr;
+  auto cleanup = [&] {
+    if (preference) cublasLtMatmulPreferenceDestroy(preference);
+    if (c) cublasLtMatrixLayoutDestroy(c);
+    if (b) cublasLtMatrixLayoutDestroy(b);
+    if (a) cublasLtMatrixLayoutDestroy(a);
+  };
+  try {
+    check_cublas(cublasLtMatrixLayoutCreate(&a, data_type, static_cast<uint64_t>(in_features),
+                                            static_cast<uint64_t>(out_features), in_features),
+                 "cublasLtMatrixLayoutCreate(A)");
+    check_cublas(cublasLtMatrixLayoutCreate(&b, data_type, static_cast<uint64_t>(in_features),
+                                            kAlgoReferenceRows, in_features),
+                 "cublasLtMatrixLayoutCreate(B)");
+    check_cublas(cublasLtMatrixLayoutCreate(&c, f32_out ? CUDA_R_32F : data_type,
+                                            static_cast<uint64_t>(out_features), kAlgoReferenceRows,
+                                            out_features),
+                 "cublasLtMatrixLayoutCreate(C)");
+    check_cublas(cublasLtMatmulPreferenceCreate(&preference), "cublasLtMatmulPreferenceCreate");
+    check_cublas(
+        cublasLtMatmulPreferenceSetAttribute(preference, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
+                                             &workspace_bytes_, sizeof(workspace_bytes_)),
+        "cublasLtMatmulPreferenceSetAttribute(MAX_WORKSPACE_BYTES)");
+    const uint32_t no_reduction = CUBLASLT_REDUCTION_SCHEME_NONE;
+    check_cublas(
+        cublasLtMatmulPreferenceSetAttribute(preference, CUBLASLT_MATMUL_PREF_REDUCTION_SCHEME_MASK,
+                                             &no_reduction, sizeof(no_reduction)),
+        "cublasLtMatmulPreferenceSetAttribute(REDUCTION_SCHEME_MASK)");
+    for (const auto attribute :
+         {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES,
+          CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES}) {
+      check_cublas(cublasLtMatmulPreferenceSetAttribute(preference, attribute, &alignment_bytes,
+                                                        sizeof(alignment_bytes)),
+                   "cublasLtMatmulPreferenceSetAttribute(MIN_ALIGNMENT)");
+    }
+    cublasLtMatmulHeuristicResult_t result{};
+    int found = 0;
+    check_cublas(cublasLtMatmulAlgoGetHeuristic(as_handle(handle_), like.operation, a, b, c, c,
+                                                preference, 1, &result, &found),
+                 "cublasLtMatmulAlgoGetHeuristic");
+    if (found == 0) {
+      throw CudaError("cuBLASLt found no algorithm without split-K for a " +
+                      std::string(activation_type_name(type)) + " GEMM of " +
+                      std::to_string(in_features) + " -> " + std::to_string(out_features) +
+                      (has_bias ? " with bias" : ""));
+    }
+    cleanup();
+    return std::make_shared<cublasLtMatmulAlgo_t>(result.algo);
+  } catch (...) {
+    cleanup();
+    throw;
+  }
 }
 
 void CublasLtGemm::linear(ActivationType type, void* y, const void* x, const void* weight,

@@ -1,7 +1,8 @@
 // The linear layers' GEMM through cuBLASLt: y[T, out] = x[T, in] · W[out, in]^T (+ bias[out]),
-// bf16 or fp16 in and out, fp32 accumulation. One CublasLtGemm per device (or stream user) holds
-// the cuBLASLt handle, a workspace and the chosen algorithm per shape, reused across calls.
-// Not thread-safe: use one per worker thread.
+// bf16 or fp16 in and out, fp32 accumulation. Batch invariant: a shape's algorithm is fixed
+// (no split-K), so a row's result does not depend on how many rows the call has. One CublasLtGemm
+// per device (or stream user) holds the cuBLASLt handle, a workspace and the chosen algorithm per
+// shape, reused across calls. Not thread-safe: use one per worker thread.
 #pragma once
 
 #include <cuda_runtime_api.h>
@@ -9,6 +10,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <tuple>
 
 #include "kernels/cuda/activation_type.hpp"
@@ -42,10 +44,19 @@ class CublasLtGemm {
            int64_t num_tokens, int64_t in_features, int64_t out_features, bool f32_out,
            cudaStream_t stream);
 
+  // The algorithm of a GEMM shape, chosen for kAlgoReferenceRows rows and used for every row
+  // count (batch invariance); an opaque cublasLtMatmulAlgo_t.
+  using AlgoKey = std::tuple<int, int64_t, int64_t, bool, uint32_t, bool>;
+  static constexpr uint64_t kAlgoReferenceRows = 128;
+  std::shared_ptr<void> choose_algo(const Plan& like, ActivationType type, int64_t in_features,
+                                    int64_t out_features, uint32_t alignment_bytes, bool f32_out,
+                                    bool has_bias);
+
   void* handle_ = nullptr;  // cublasLtHandle_t
   void* workspace_ = nullptr;
   size_t workspace_bytes_ = 0;
   std::map<ShapeKey, Plan*> plans_;
+  std::map<AlgoKey, std::shared_ptr<void>> algos_;
 };
 
 }  // namespace vllm::cuda

@@ -260,7 +260,11 @@ inline void check_against_reference(const std::vector<SeqCase>& cases, const Dev
       }
     }
   }
-  CHECK(ambiguous <= 2);
+  // A draw within rounding of a CDF step cannot be decided by the reference; with a flat
+  // distribution over a large vocabulary (151936) a few are. Most draws must be decided, or the
+  // test would check nothing.
+  INFO(ambiguous << " of " << cases.size() << " draws within rounding of a CDF step");
+  CHECK(ambiguous * 4 <= static_cast<int>(cases.size()));
 }
 
 }  // namespace vllm::test
