@@ -1,19 +1,22 @@
 #include "actors/scheduler_actor.hpp"
 
+#include <algorithm>
 #include <optional>
 #include <utility>
 
 #include <asio/co_spawn.hpp>
+#include <asio/detached.hpp>
 
 #include "runtime/logging.hpp"
 
 namespace vllm {
 
 SchedulerActor::SchedulerActor(asio::any_io_executor executor, Scheduler scheduler,
-                               std::shared_ptr<Worker> worker)
+                               std::shared_ptr<Worker> worker, int32_t max_steps_in_flight)
     : Actor(std::move(executor), "scheduler"),
       scheduler_(std::move(scheduler)),
-      worker_(std::move(worker)) {
+      worker_(std::move(worker)),
+      max_steps_in_flight_(std::max(1, max_steps_in_flight)) {
   stats_ = scheduler_.stats();
 }
 
@@ -117,33 +120,51 @@ void SchedulerActor::fail_step(const SchedulerOutput& plan, const std::string& e
 
 asio::awaitable<void> SchedulerActor::step_loop() {
   auto log = logger("scheduler");
-  while (scheduler_.has_pending_work()) {
-    auto plan = std::make_shared<const SchedulerOutput>(scheduler_.schedule());
-    if (plan->empty() && plan->finished_ids.empty()) {
-      if (scheduler_.has_unfinished_requests()) {
+  for (;;) {
+    // Plan while the pipeline has room and the scheduler finds work that needs no sample from
+    // the steps in flight.
+    bool plannable = true;
+    while (steps_in_flight_ < max_steps_in_flight_ && scheduler_.has_pending_work()) {
+      auto plan = std::make_shared<const SchedulerOutput>(scheduler_.schedule());
+      if (plan->empty() && plan->finished_ids.empty()) {
+        plannable = false;
+        break;
+      }
+      ++steps_in_flight_;
+      asio::co_spawn(strand(), run_step(std::move(plan)), asio::detached);
+    }
+    if (steps_in_flight_ == 0) {
+      if (!plannable && scheduler_.has_unfinished_requests()) {
         log->error("the scheduler planned an empty step with {} requests unfinished",
                    scheduler_.num_running() + scheduler_.num_waiting());
       }
       break;
     }
-    StepResult result;
-    std::optional<std::string> failure;
-    try {
-      result = co_await worker_->execute(plan);
-    } catch (const std::exception& e) {
-      failure = e.what();
-    }
-    if (failure) {
-      log->error("step of {} requests failed: {}", plan->requests.size(), *failure);
-      fail_step(*plan, "the model step failed: " + *failure);
-    } else {
-      auto updates = scheduler_.update_from_output(result.samples);
-      publish_stats();  // before the requests see their updates (finished ones freed blocks)
-      for (const auto& update : updates) deliver(update);
-    }
+    step_finished_.emplace();
+    co_await step_finished_->get();
   }
   loop_running_ = false;
   for (auto& waiter : std::exchange(loop_done_waiters_, {})) waiter.set_value();
+}
+
+asio::awaitable<void> SchedulerActor::run_step(std::shared_ptr<const SchedulerOutput> plan) {
+  StepResult result;
+  std::optional<std::string> failure;
+  try {
+    result = co_await worker_->execute(plan);
+  } catch (const std::exception& e) {
+    failure = e.what();
+  }
+  if (failure) {
+    logger("scheduler")->error("step of {} requests failed: {}", plan->requests.size(), *failure);
+    fail_step(*plan, "the model step failed: " + *failure);
+  } else {
+    auto updates = scheduler_.update_from_output(result.samples);
+    publish_stats();  // before the requests see their updates (finished ones freed blocks)
+    for (const auto& update : updates) deliver(update);
+  }
+  --steps_in_flight_;
+  if (step_finished_) std::exchange(step_finished_, std::nullopt)->set_value();
 }
 
 }  // namespace vllm

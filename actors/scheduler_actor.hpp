@@ -31,8 +31,11 @@ using RequestSink = std::shared_ptr<AsyncStream<RequestEvent>>;
 
 class SchedulerActor final : public Actor {
  public:
+  // max_steps_in_flight > 1 (pipeline parallelism: the pipeline's depth) plans the next step
+  // while earlier ones run, as far as the scheduler finds requests that need no sample from them
+  // (new admissions, further prefill chunks); the worker runs those micro-batches in order.
   SchedulerActor(asio::any_io_executor executor, Scheduler scheduler,
-                 std::shared_ptr<Worker> worker);
+                 std::shared_ptr<Worker> worker, int32_t max_steps_in_flight = 1);
 
   // Queues a request (throws InvalidRequestError, nothing queued) and starts the step loop.
   asio::awaitable<void> add_request(NewRequest request, RequestSink sink);
@@ -46,6 +49,7 @@ class SchedulerActor final : public Actor {
 
  private:
   asio::awaitable<void> step_loop();
+  asio::awaitable<void> run_step(std::shared_ptr<const SchedulerOutput> plan);
   void deliver(const RequestUpdate& update);
   void fail_step(const SchedulerOutput& plan, const std::string& error);
   void publish_stats();
@@ -54,6 +58,9 @@ class SchedulerActor final : public Actor {
   std::shared_ptr<Worker> worker_;
   std::unordered_map<RequestId, RequestSink> sinks_;
   bool loop_running_ = false;
+  int32_t max_steps_in_flight_ = 1;
+  int32_t steps_in_flight_ = 0;
+  std::optional<OneShot<void>> step_finished_;  // the loop waits on it for a step to end
   bool stopping_ = false;
   std::vector<OneShot<void>> loop_done_waiters_;  // stop() calls waiting for the loop to end
 

@@ -542,8 +542,10 @@ asio::awaitable<Engine> Engine::create(EngineArgs args) {
   kv_config.num_blocks = static_cast<int32_t>(num_blocks);
   kv_config.block_size = args.block_size;
   kv_config.enable_prefix_caching = args.enable_prefix_caching;
-  impl->scheduler = std::make_shared<SchedulerActor>(
-      impl->threads->frontend(), Scheduler(scheduler_config, kv_config), impl->worker);
+  // With pipeline stages, as many steps in flight as there are stages, so that none idles.
+  impl->scheduler = std::make_shared<SchedulerActor>(impl->threads->frontend(),
+                                                     Scheduler(scheduler_config, kv_config),
+                                                     impl->worker, args.pipeline_parallel_size);
 
   impl->metrics.time_to_first_token_seconds = Histogram(latency_buckets());
   impl->metrics.inter_token_latency_seconds = Histogram(latency_buckets());

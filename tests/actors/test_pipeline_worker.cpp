@@ -9,6 +9,7 @@
 
 #include "actors/cpu_worker.hpp"
 #include "actors/local_pipeline.hpp"
+#include "actors/scheduler_actor.hpp"
 #include "runtime/when_all.hpp"
 #include "tests/model/llama_test_model.hpp"
 
@@ -161,5 +162,73 @@ TEST_CASE("pipeline worker: a layout that does not fit the model is refused befo
                   ParallelLayoutError);
   CHECK(threads.num_dedicated_threads() == 0);
   CHECK_THROWS_AS(PipelineWorker(threads.frontend(), {}), ParallelLayoutError);
+  threads.shutdown();
+}
+
+namespace {
+
+// Every request's greedy tokens through a SchedulerActor over `worker`, all submitted at once.
+std::vector<std::vector<int32_t>> serve(ThreadModel& threads, std::shared_ptr<Worker> worker,
+                                        int32_t max_steps_in_flight) {
+  SchedulerConfig config;
+  config.max_num_batched_tokens = 24;  // prompts arrive in several chunks and steps
+  config.max_model_len = 64;
+  KvBlockManagerConfig kv{static_cast<int32_t>(worker->num_kv_blocks()), kBlockSize, true};
+  auto scheduler = std::make_shared<SchedulerActor>(threads.frontend(), Scheduler(config, kv),
+                                                    worker, max_steps_in_flight);
+  std::vector<std::vector<int32_t>> outputs(16);
+  run_async([&]() -> asio::awaitable<void> {
+    std::vector<asio::awaitable<void>> clients;
+    for (int i = 0; i < 16; ++i) {
+      clients.push_back(
+          [](SchedulerActor& scheduler, int i, std::vector<int32_t>& out) -> asio::awaitable<void> {
+            NewRequest request;
+            request.id = "r" + std::to_string(i);
+            for (int t = 0; t < 5 + (i * 7) % 19; ++t)
+              request.prompt_token_ids.push_back((i * 31 + t * 7) % 97);
+            request.params.temperature = 0;
+            request.params.max_tokens = 6;
+            request.params.ignore_eos = true;
+            auto sink = std::make_shared<AsyncStream<RequestEvent>>();
+            co_await scheduler.add_request(request, sink);
+            while (auto event = co_await sink->next()) {
+              REQUIRE_FALSE(event->error);
+              out.insert(out.end(), event->update.new_token_ids.begin(),
+                         event->update.new_token_ids.end());
+            }
+          }(*scheduler, i, outputs[static_cast<size_t>(i)]));
+    }
+    co_await when_all(std::move(clients));
+    co_await scheduler->stop();
+    co_await worker->stop();
+  });
+  CHECK(scheduler->stats().kv_cache_usage == 0.0);
+  return outputs;
+}
+
+}  // namespace
+
+TEST_CASE("pipeline worker: the scheduler keeps 2 steps in flight through PP=2, same tokens",
+          "[parallel][pipeline_worker]") {
+  const LlamaWeights weights = test::random_weights(divisible_config(), 22);
+  ThreadModel threads(1);
+  CpuWorkerConfig single_config;
+  single_config.block_size = kBlockSize;
+  single_config.num_kv_blocks_override = 128;
+  auto single =
+      std::make_shared<CpuWorker>(threads.add_dedicated_thread("single"), LlamaModel(weights),
+                                  std::vector<int32_t>{}, single_config);
+  const auto expected = serve(threads, single, 1);
+
+  LocalPipelineConfig config;
+  config.pipeline_parallel_size = 2;
+  config.block_size = kBlockSize;
+  config.num_kv_blocks_override = 128;
+  auto pipeline = make_local_pipeline_worker(threads, threads.frontend(), weights, {}, config);
+  const auto got = serve(threads, pipeline, 2);
+  CHECK(got == expected);
+  for (const auto& tokens : got) CHECK(tokens.size() == 6);
+  // Prefill chunks of waiting requests were planned while earlier steps ran.
+  CHECK(pipeline->num_overlapped_steps() > 0);
   threads.shutdown();
 }
