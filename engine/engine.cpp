@@ -417,12 +417,21 @@ asio::awaitable<Engine> Engine::create(EngineArgs args) {
   if (args.served_model_name.empty()) args.served_model_name = model_path.filename().string();
 
   impl->threads = std::make_unique<ThreadModel>(1);
-  auto worker_executor = impl->threads->add_dedicated_thread(args.device + "-worker");
+  const bool external_worker = static_cast<bool>(args.worker_factory);
+  auto worker_executor = external_worker
+                             ? impl->threads->frontend()
+                             : impl->threads->add_dedicated_thread(args.device + "-worker");
 
   // Load on the worker's thread: the caller's executor stays free.
   auto start_time = Clock::now();
   // Named, not a temporary inside the co_await: GCC 12 destroys such temporaries twice.
-  auto load = [model_path, format, seed = args.seed]() -> asio::awaitable<LlamaWeights> {
+  auto load = [model_path, format, seed = args.seed,
+               external_worker]() -> asio::awaitable<LlamaWeights> {
+    if (external_worker) {  // the weights live with the worker: only the config here
+      LlamaWeights config_only;
+      config_only.config = load_model_config(model_path);
+      co_return config_only;
+    }
     co_return load_llama_weights(model_path, format, LoadOptions{.seed = seed});
   };
   auto loading = asio::co_spawn(worker_executor, std::move(load), asio::use_awaitable);
@@ -484,7 +493,20 @@ asio::awaitable<Engine> Engine::create(EngineArgs args) {
                                 std::to_string(model_max));
   }
 
-  if (use_cuda) {
+  if (external_worker) {
+    WorkerLaunch launch;
+    launch.model = model_path.string();
+    launch.load_format = args.load_format;
+    launch.eos_token_ids = impl->eos_token_ids;
+    launch.block_size = args.block_size;
+    launch.kv_cache_memory_bytes = args.kv_cache_memory_bytes;
+    launch.num_kv_blocks_override = args.num_kv_blocks_override;
+    launch.max_num_batched_tokens = args.max_num_batched_tokens;
+    launch.max_model_len = args.max_model_len;
+    launch.seed = args.seed;
+    auto making = args.worker_factory(std::move(launch));
+    impl->worker = co_await std::move(making);
+  } else if (use_cuda) {
 #if VLLM_HAVE_CUDA
     CudaWorkerConfig cuda_config;
     cuda_config.block_size = args.block_size;
@@ -523,7 +545,7 @@ asio::awaitable<Engine> Engine::create(EngineArgs args) {
   auto& worker = impl->worker;
   const int64_t num_blocks = worker->num_kv_blocks();
   log->info("{} worker; KV cache: {} blocks of {} tokens ({} tokens), max_model_len {}",
-            args.device, num_blocks, args.block_size, num_blocks * args.block_size,
+            worker->device_name(), num_blocks, args.block_size, num_blocks * args.block_size,
             args.max_model_len);
 
   SchedulerConfig scheduler_config;

@@ -3,9 +3,30 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
+#include <memory>
 #include <string>
+#include <vector>
+
+#include <asio/awaitable.hpp>
 
 namespace vllm {
+
+class Worker;
+
+// What a worker made outside the engine (e.g. on node agents, behind RPC) is told.
+struct WorkerLaunch {
+  std::string model;        // the resolved model path
+  std::string load_format;  // as given
+  std::vector<int32_t> eos_token_ids;
+  int32_t block_size = 16;
+  int64_t kv_cache_memory_bytes = 0;
+  int32_t num_kv_blocks_override = 0;
+  int32_t max_num_batched_tokens = 0;
+  int32_t max_model_len = 0;
+  uint64_t seed = 0;
+};
+using WorkerFactory = std::function<asio::awaitable<std::shared_ptr<Worker>>(WorkerLaunch)>;
 
 struct EngineArgs {
   std::string model;                 // GGUF file or Hugging Face directory; empty: bundled model
@@ -35,6 +56,9 @@ struct EngineArgs {
   // PP stages split the layers. --kv-cache-memory is per rank.
   int32_t tensor_parallel_size = 1;
   int32_t pipeline_parallel_size = 1;
+  // Set: the model runs on the worker this makes (this process loads only the model's config
+  // and tokenizer); unset: on a local CPU or CUDA worker.
+  WorkerFactory worker_factory;
 };
 
 }  // namespace vllm

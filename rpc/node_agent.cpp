@@ -1,0 +1,242 @@
+#include "rpc/node_agent.hpp"
+
+#include <unistd.h>
+
+#include <chrono>
+#include <csignal>
+#include <map>
+
+#include <capnp/rpc-twoparty.h>
+#include <kj/async-io.h>
+#include <kj/async-unix.h>
+#include <asio/co_spawn.hpp>
+#include <asio/detached.hpp>
+
+#include "actors/cpu_worker.hpp"
+#include "kernels/cpu/cpu_threads.hpp"
+#include "model/model_loader.hpp"
+#include "rpc/kj_from_asio.hpp"
+#include "rpc/kj_loop.hpp"
+#include "rpc/plan_codec.hpp"
+#include "rpc/worker_protocol.capnp.h"
+#include "rpc/worker_spec.hpp"
+#include "runtime/logging.hpp"
+#include "runtime/thread_model.hpp"
+
+namespace vllm::rpc {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// Builds the worker a spec asks for, on the slot's thread.
+asio::awaitable<std::shared_ptr<Worker>> make_worker(asio::any_io_executor executor,
+                                                     WorkerSpec spec) {
+  if (spec.pipeline_size != 1 || spec.tensor_size != 1) {
+    throw std::invalid_argument("this node agent hosts whole-model workers only (got pipeline " +
+                                std::to_string(spec.pipeline_rank) + "/" +
+                                std::to_string(spec.pipeline_size) + ", tensor " +
+                                std::to_string(spec.tensor_rank) + "/" +
+                                std::to_string(spec.tensor_size) + ")");
+  }
+  if (spec.device != "cpu") {
+    throw std::invalid_argument("this node agent has CPU workers only, not '" + spec.device + "'");
+  }
+  if (spec.num_cpu_threads > 0) set_cpu_num_threads(spec.num_cpu_threads);
+  LoadFormat format = parse_load_format(spec.load_format);
+  LlamaWeights weights =
+      load_llama_weights(spec.model_path, format, LoadOptions{.seed = spec.seed});
+  CpuWorkerConfig config;
+  config.block_size = spec.block_size;
+  config.kv_cache_memory_bytes = spec.kv_cache_memory_bytes;
+  config.num_kv_blocks_override = spec.num_kv_blocks_override;
+  config.seed = spec.seed;
+  co_return std::make_shared<CpuWorker>(executor, LlamaModel(std::move(weights)),
+                                        spec.eos_token_ids, config);
+}
+
+}  // namespace
+
+// The agent's state while it runs (KJ thread only, except the ThreadModel's executors).
+struct NodeAgent::State {
+  NodeAgentOptions options;
+  Clock::time_point started = Clock::now();
+  ThreadModel threads{1};
+  std::map<int32_t, asio::any_io_executor> slots;  // device index -> its worker thread
+  int32_t num_open_workers = 0;
+  kj::Own<kj::PromiseFulfiller<void>> shutdown;  // a shutdown RPC fulfills it
+
+  asio::any_io_executor slot(int32_t index) {
+    auto it = slots.find(index);
+    if (it != slots.end()) return it->second;
+    auto executor = threads.add_dedicated_thread("worker-" + std::to_string(index));
+    slots.emplace(index, executor);
+    return executor;
+  }
+};
+
+namespace {
+
+class WorkerServer final : public wire::Worker::Server {
+ public:
+  WorkerServer(NodeAgent::State& state, std::shared_ptr<Worker> worker,
+               asio::any_io_executor executor)
+      : state_(state), worker_(std::move(worker)), executor_(std::move(executor)) {
+    ++state_.num_open_workers;
+  }
+  ~WorkerServer() {
+    // The head dropped it (closed or lost the connection): let the step in flight end.
+    --state_.num_open_workers;
+    auto worker = worker_;
+    asio::co_spawn(
+        executor_, [worker]() -> asio::awaitable<void> { co_await worker->stop(); },
+        asio::detached);
+    logger("node")->info("worker on {} released", worker_->device_name());
+  }
+
+  kj::Promise<void> execute(ExecuteContext context) override {
+    auto plan = std::make_shared<const SchedulerOutput>(read_plan(context.getParams().getPlan()));
+    auto worker = worker_;
+    auto step = run_on_asio<StepResult>(executor_, [worker, plan]() -> asio::awaitable<StepResult> {
+      co_return co_await worker->execute(plan);
+    });
+    return step.then([context](StepResult result) mutable {
+      auto samples = context.getResults().initSamples(static_cast<unsigned>(result.samples.size()));
+      write_samples(result.samples, samples);
+    });
+  }
+
+  kj::Promise<void> stop(StopContext) override {
+    auto worker = worker_;
+    return run_on_asio<void>(executor_,
+                             [worker]() -> asio::awaitable<void> { co_await worker->stop(); });
+  }
+
+ private:
+  NodeAgent::State& state_;
+  std::shared_ptr<Worker> worker_;
+  asio::any_io_executor executor_;
+};
+
+class AgentServer final : public wire::NodeAgent::Server {
+ public:
+  explicit AgentServer(NodeAgent::State& state) : state_(state) {}
+
+  kj::Promise<void> health(HealthContext context) override {
+    auto status = context.getResults().initStatus();
+    status.setName(state_.options.name);
+    status.setNumDevices(state_.options.num_devices);
+    status.setNumWorkers(state_.num_open_workers);
+    status.setUptimeMs(
+        std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - state_.started)
+            .count());
+    status.setPid(static_cast<int64_t>(::getpid()));
+    return kj::READY_NOW;
+  }
+
+  kj::Promise<void> openWorker(OpenWorkerContext context) override {
+    WorkerSpec spec = read_worker_spec(context.getParams().getSpec());
+    if (spec.device_index < 0 || spec.device_index >= state_.options.num_devices) {
+      throw std::invalid_argument("device index " + std::to_string(spec.device_index) +
+                                  " is outside this node's " +
+                                  std::to_string(state_.options.num_devices) + " devices");
+    }
+    auto executor = state_.slot(spec.device_index);
+    logger("node")->info("loading {} (pipeline {}/{}, tensor {}/{}) on device {}", spec.model_path,
+                         spec.pipeline_rank, spec.pipeline_size, spec.tensor_rank, spec.tensor_size,
+                         spec.device_index);
+    auto loading = run_on_asio<std::shared_ptr<Worker>>(
+        executor, [executor, spec]() { return make_worker(executor, spec); });
+    return loading.then([this, context, executor](std::shared_ptr<Worker> worker) mutable {
+      auto results = context.getResults();
+      auto info = results.initInfo();
+      info.setNumKvBlocks(worker->num_kv_blocks());
+      info.setDeviceName(worker->device_name());
+      logger("node")->info("worker ready: {} KV blocks on {}", worker->num_kv_blocks(),
+                           worker->device_name());
+      results.setWorker(kj::heap<WorkerServer>(state_, std::move(worker), executor));
+    });
+  }
+
+  kj::Promise<void> shutdown(ShutdownContext) override {
+    logger("node")->info("shutdown requested by the head");
+    // Answer first; the agent ends on the next turn of the loop.
+    if (state_.shutdown) state_.shutdown->fulfill();
+    return kj::READY_NOW;
+  }
+
+ private:
+  NodeAgent::State& state_;
+};
+
+}  // namespace
+
+NodeAgent::NodeAgent(NodeAgentOptions options) : options_(std::move(options)) {}
+NodeAgent::~NodeAgent() = default;
+
+void NodeAgent::stop() {
+  std::lock_guard lock(mutex_);
+  stop_requested_ = true;
+  if (stop_fulfiller_ != nullptr) {
+    stop_fulfiller_->fulfill();
+    stop_fulfiller_ = nullptr;
+  }
+}
+
+void NodeAgent::run(const std::function<void(uint16_t port)>& on_listening, bool handle_signals) {
+  if (handle_signals) {
+    kj::UnixEventPort::captureSignal(SIGTERM);
+    kj::UnixEventPort::captureSignal(SIGINT);
+  }
+  auto io = kj::setupAsyncIo();
+  State state;
+  state.options = options_;
+  auto shutdown = kj::newPromiseAndFulfiller<void>();
+  state.shutdown = kj::mv(shutdown.fulfiller);
+  auto stopped = kj::newPromiseAndCrossThreadFulfiller<void>();
+  {
+    std::lock_guard lock(mutex_);
+    if (stop_requested_) return;
+    stop_fulfiller_ = stopped.fulfiller.get();
+  }
+  struct ClearFulfiller {
+    NodeAgent& agent;
+    ~ClearFulfiller() {
+      std::lock_guard lock(agent.mutex_);
+      agent.stop_fulfiller_ = nullptr;
+    }
+  } clear{*this};
+
+  kj::Own<kj::ConnectionReceiver> listener;
+  try {
+    auto address =
+        io.provider->getNetwork().parseAddress(options_.host, options_.port).wait(io.waitScope);
+    listener = address->listen();
+  } catch (const kj::Exception& e) {
+    throw RpcError("cannot listen on " + options_.host + ":" + std::to_string(options_.port) +
+                   ": " + e.getDescription().cStr());
+  }
+  const uint16_t port = static_cast<uint16_t>(listener->getPort());
+  {
+    capnp::TwoPartyServer server(kj::heap<AgentServer>(state));
+    auto serving = server.listen(*listener);
+    logger("node")->info("node agent '{}' listening on {}:{} ({} device slots)", options_.name,
+                         options_.host, port, options_.num_devices);
+    on_listening(port);
+    kj::Promise<void> done = stopped.promise.exclusiveJoin(kj::mv(serving));
+    // A shutdown RPC: let its answer go out before the connections close.
+    done = done.exclusiveJoin(shutdown.promise.then(
+        [&io] { return io.provider->getTimer().afterDelay(100 * kj::MILLISECONDS); }));
+    if (handle_signals) {
+      auto signal = [&io](int number) {
+        return io.unixEventPort.onSignal(number).then(
+            [number](siginfo_t) { logger("node")->info("signal {}: stopping", number); });
+      };
+      done = done.exclusiveJoin(signal(SIGTERM)).exclusiveJoin(signal(SIGINT));
+    }
+    done.wait(io.waitScope);
+  }  // closes the connections: every worker is released
+  state.threads.shutdown();
+  logger("node")->info("node agent '{}' stopped", options_.name);
+}
+
+}  // namespace vllm::rpc

@@ -1,0 +1,424 @@
+#include "rpc/node_client.hpp"
+
+#include <future>
+#include <map>
+#include <vector>
+
+#include <capnp/rpc-twoparty.h>
+#include <kj/async-io.h>
+#include <kj/debug.h>
+
+#include "rpc/plan_codec.hpp"
+#include "rpc/remote_worker.hpp"
+#include "rpc/worker_protocol.capnp.h"
+#include "runtime/logging.hpp"
+
+namespace vllm::rpc {
+
+std::string_view node_state_name(NodeState state) {
+  switch (state) {
+    case NodeState::kUp:
+      return "up";
+    case NodeState::kDown:
+      return "down";
+    default:
+      return "connecting";
+  }
+}
+
+namespace {
+
+// One TCP connection and the RPC system on it (the client dies before its stream).
+struct Connection {
+  kj::Own<kj::AsyncIoStream> stream;
+  kj::Own<capnp::TwoPartyClient> client;
+};
+
+struct WorkerSlot {
+  WorkerSpec spec;
+  kj::Maybe<wire::Worker::Client> worker;  // none while the node is down or reopening
+};
+
+int64_t count_ms(std::chrono::milliseconds ms) {
+  return static_cast<int64_t>(ms.count());
+}
+
+}  // namespace
+
+struct NodeClient::HealthBox {
+  std::mutex mutex;
+  NodeHealth health;
+};
+
+struct NodeClient::Link final : kj::TaskSet::ErrorHandler {
+  Link(kj::AsyncIoContext& io, NodeEndpoint endpoint, HeartbeatOptions options,
+       std::shared_ptr<HealthBox> box)
+      : io(io), endpoint(std::move(endpoint)), options(options), box(std::move(box)) {}
+
+  kj::AsyncIoContext& io;
+  NodeEndpoint endpoint;
+  HeartbeatOptions options;
+  std::shared_ptr<HealthBox> box;
+
+  NodeState state = NodeState::kConnecting;
+  std::string error = "not connected yet";
+  bool closed = false;
+  bool heartbeat_started = false;
+  bool ever_up = false;
+  uint64_t generation = 0;  // bumped on every connection loss
+  std::map<uint64_t, WorkerSlot> slots;
+  uint64_t next_slot = 1;
+  std::vector<kj::Own<kj::PromiseFulfiller<void>>> waiting_up;
+
+  kj::Own<Connection> connection;
+  kj::Maybe<wire::NodeAgent::Client> agent;
+  kj::Own<kj::Canceler> calls = kj::heap<kj::Canceler>();  // calls on the current connection
+  kj::Promise<void> heartbeat = nullptr;
+  kj::TaskSet tasks{*this};  // last: its promises (which use this) die first
+
+  void taskFailed(kj::Exception&& exception) override {
+    logger("rpc")->debug("node '{}': {}", endpoint.name, exception.getDescription().cStr());
+  }
+
+  kj::Timer& timer() { return io.provider->getTimer(); }
+  std::string label() const { return "node '" + endpoint.name + "' (" + endpoint.address() + ")"; }
+  std::string down_message() const {
+    return label() + " is down: " + error + "; requests are refused until it is back";
+  }
+
+  void publish(kj::Maybe<wire::NodeStatus::Reader> status = nullptr) {
+    std::lock_guard lock(box->mutex);
+    box->health.state = state;
+    box->health.error = state == NodeState::kUp ? "" : error;
+    KJ_IF_MAYBE (s, status) {
+      box->health.pid = s->getPid();
+      box->health.num_workers = s->getNumWorkers();
+      box->health.uptime_ms = s->getUptimeMs();
+    }
+  }
+
+  void mark_up() {
+    if (state != NodeState::kUp) {
+      logger("rpc")->info("{} is up", label());
+    }
+    state = NodeState::kUp;
+    error.clear();
+    publish();
+    for (auto& waiter : waiting_up) waiter->fulfill();
+    waiting_up.clear();
+  }
+
+  // Fails every call in flight and drops the connection; the heartbeat reconnects later.
+  void mark_down(const std::string& reason) {
+    const bool was_up = state == NodeState::kUp;
+    ever_up = ever_up || was_up;
+    state = ever_up || closed ? NodeState::kDown : NodeState::kConnecting;
+    error = reason;
+    if (was_up) logger("rpc")->warn("{}", down_message());
+    ++generation;
+    calls->cancel(kj::Exception(kj::Exception::Type::DISCONNECTED, __FILE__, __LINE__,
+                                kj::str(down_message())));
+    calls = kj::heap<kj::Canceler>();
+    agent = nullptr;
+    for (auto& [id, slot] : slots) slot.worker = nullptr;
+    if (connection) {
+      // Not from inside the connection's own callbacks: a turn later.
+      tasks.add(kj::evalLater([] {}).attach(kj::mv(connection)));
+    }
+    publish();
+  }
+
+  static std::string describe(const kj::Exception& e) {
+    std::string text = e.getDescription().cStr();
+    if (text.find("timed out") != std::string::npos) return "no answer (timed out)";
+    return text;
+  }
+
+  kj::Promise<void> connect_once() {
+    auto connecting = io.provider->getNetwork()
+                          .parseAddress(endpoint.host, endpoint.port)
+                          .then([](kj::Own<kj::NetworkAddress> address) {
+                            return address->connect().attach(kj::mv(address));
+                          });
+    return timer()
+        .timeoutAfter(count_ms(options.deadline) * kj::MILLISECONDS, kj::mv(connecting))
+        .then([this](kj::Own<kj::AsyncIoStream> stream) {
+          connection = kj::heap<Connection>();
+          connection->stream = kj::mv(stream);
+          connection->client = kj::heap<capnp::TwoPartyClient>(*connection->stream);
+          agent = connection->client->bootstrap().castAs<wire::NodeAgent>();
+          const uint64_t connected_generation = generation;
+          tasks.add(connection->client->onDisconnect().then([this, connected_generation] {
+            if (generation == connected_generation && !closed) {
+              mark_down("the connection to its agent closed (the agent process died or exited)");
+            }
+          }));
+          return ping();
+        })
+        .then([this] { return reopen_workers(); });
+  }
+
+  kj::Promise<void> ping() {
+    KJ_IF_MAYBE (a, agent) {
+      auto request = a->healthRequest();
+      return timer()
+          .timeoutAfter(count_ms(options.deadline) * kj::MILLISECONDS, request.send())
+          .then([this](capnp::Response<wire::NodeAgent::HealthResults> response) {
+            publish(response.getStatus());
+          });
+    }
+    return KJ_EXCEPTION(DISCONNECTED, "not connected");
+  }
+
+  kj::Promise<void> reopen_workers() {
+    kj::Vector<kj::Promise<void>> opening;
+    KJ_IF_MAYBE (a, agent) {
+      for (auto& [id, slot] : slots) {
+        auto request = a->openWorkerRequest();
+        write_worker_spec(slot.spec, request.initSpec());
+        const uint64_t slot_id = id;
+        opening.add(request.send().then([this, slot_id](auto response) {
+          auto it = slots.find(slot_id);
+          if (it != slots.end()) it->second.worker = response.getWorker();
+        }));
+      }
+    }
+    if (!slots.empty()) logger("rpc")->info("{}: reopening {} workers", label(), slots.size());
+    return kj::joinPromises(opening.releaseAsArray());
+  }
+
+  // One heartbeat, then the next after the interval, for as long as the link lives.
+  kj::Promise<void> tick() {
+    kj::Promise<void> step = nullptr;
+    if (closed) return kj::NEVER_DONE;
+    if (state == NodeState::kUp) {
+      step = ping().catch_([this](kj::Exception&& e) {
+        if (state == NodeState::kUp) {
+          mark_down(e.getType() == kj::Exception::Type::DISCONNECTED
+                        ? "the connection to its agent was lost (" + describe(e) + ")"
+                        : "it missed its heartbeat (no answer within " +
+                              std::to_string(options.deadline.count()) + " ms)");
+        }
+      });
+    } else {
+      step = connect_once().then(
+          [this] { mark_up(); },
+          [this](kj::Exception&& e) { mark_down("cannot connect to its agent: " + describe(e)); });
+    }
+    return step
+        .then([this] { return timer().afterDelay(count_ms(options.interval) * kj::MILLISECONDS); })
+        .then([this] { return tick(); });
+  }
+
+  void start_heartbeat() {
+    if (heartbeat_started || closed) return;
+    heartbeat_started = true;
+    heartbeat = tick().eagerlyEvaluate([this](kj::Exception&& e) {
+      logger("rpc")->error("{}: heartbeat ended: {}", label(), e.getDescription().cStr());
+    });
+  }
+
+  void close() {
+    closed = true;
+    heartbeat = nullptr;
+    error = "closed by the head";
+    if (connection) tasks.add(kj::evalLater([] {}).attach(kj::mv(connection)));
+    calls->cancel(kj::Exception(kj::Exception::Type::DISCONNECTED, __FILE__, __LINE__,
+                                kj::str(label(), " was closed")));
+    agent = nullptr;
+    for (auto& [id, slot] : slots) slot.worker = nullptr;
+    state = NodeState::kDown;
+    publish();
+  }
+};
+
+NodeClient::NodeClient(std::shared_ptr<KjLoop> loop, NodeEndpoint endpoint,
+                       HeartbeatOptions options)
+    : loop_(std::move(loop)), endpoint_(std::move(endpoint)), options_(options) {
+  box_ = std::make_shared<HealthBox>();
+  box_->health.name = endpoint_.name;
+  box_->health.address = endpoint_.address();
+  box_->health.error = "not connected yet";
+}
+
+std::shared_ptr<NodeClient> NodeClient::create(std::shared_ptr<KjLoop> loop, NodeEndpoint endpoint,
+                                               HeartbeatOptions options) {
+  auto client = std::shared_ptr<NodeClient>(new NodeClient(loop, std::move(endpoint), options));
+  auto box = client->box_;
+  // The link is made on the loop thread and owned there; wait until it exists.
+  std::promise<Link*> made;
+  auto made_future = made.get_future();
+  loop->post([&made, endpoint = client->endpoint_, options, box](KjContext& context) {
+    made.set_value(context.keep(std::make_shared<Link>(context.io, endpoint, options, box)));
+  });
+  client->link_ = made_future.get();
+  return client;
+}
+
+NodeClient::~NodeClient() {
+  try {
+    loop_->post([link = link_](KjContext& context) { context.drop(link); });
+  } catch (const ActorStoppedError&) {
+    // The loop has ended and destroyed the link with it.
+  }
+}
+
+NodeHealth NodeClient::health() const {
+  std::lock_guard lock(box_->mutex);
+  NodeHealth health = box_->health;
+  health.name = endpoint_.name;
+  health.address = endpoint_.address();
+  return health;
+}
+
+asio::awaitable<void> NodeClient::connect(std::chrono::milliseconds timeout) {
+  Link* link = link_;
+  auto self = shared_from_this();
+  auto waiting = loop_->ask<void>([self, link, timeout](KjContext&) -> kj::Promise<void> {
+    link->start_heartbeat();
+    if (link->state == NodeState::kUp) return kj::READY_NOW;
+    auto up = kj::newPromiseAndFulfiller<void>();
+    link->waiting_up.push_back(kj::mv(up.fulfiller));
+    return link->timer()
+        .timeoutAfter(count_ms(timeout) * kj::MILLISECONDS, kj::mv(up.promise))
+        .catch_([link, timeout](kj::Exception&&) -> kj::Promise<void> {
+          return KJ_EXCEPTION(DISCONNECTED,
+                              kj::str("cannot reach ", link->label().c_str(), " within ",
+                                      timeout.count(), " ms: ", link->error.c_str()));
+        });
+  });
+  co_await std::move(waiting);
+}
+
+asio::awaitable<std::shared_ptr<RemoteWorker>> NodeClient::open_worker(WorkerSpec spec) {
+  Link* link = link_;
+  auto self = shared_from_this();
+  using Opened = std::pair<uint64_t, RemoteWorkerInfo>;
+  auto opening = loop_->ask<Opened>([self, link, spec](KjContext&) -> kj::Promise<Opened> {
+    wire::NodeAgent::Client* agent = nullptr;
+    KJ_IF_MAYBE (a, link->agent) {
+      agent = a;
+    }
+    if (link->state != NodeState::kUp || agent == nullptr) {
+      return KJ_EXCEPTION(DISCONNECTED, kj::str(link->down_message().c_str()));
+    }
+    auto request = agent->openWorkerRequest();
+    write_worker_spec(spec, request.initSpec());
+    return link->calls->wrap(request.send())
+        .then([link, spec](capnp::Response<wire::NodeAgent::OpenWorkerResults> response) {
+          const uint64_t id = link->next_slot++;
+          link->slots[id] = WorkerSlot{spec, response.getWorker()};
+          RemoteWorkerInfo info;
+          info.num_kv_blocks = response.getInfo().getNumKvBlocks();
+          info.device_name = response.getInfo().getDeviceName().cStr();
+          info.num_layers = response.getInfo().getNumLayers();
+          return Opened{id, info};
+        })
+        .catch_([link](kj::Exception&& e) -> kj::Promise<Opened> {
+          return KJ_EXCEPTION(FAILED, kj::str(link->label().c_str(),
+                                              " could not open a worker: ", e.getDescription()));
+        });
+  });
+  Opened opened = co_await std::move(opening);
+  co_return std::make_shared<RemoteWorker>(self, opened.first, opened.second);
+}
+
+asio::awaitable<void> NodeClient::shutdown_agent(std::chrono::milliseconds timeout) {
+  Link* link = link_;
+  auto self = shared_from_this();
+  auto stopping = loop_->ask<void>([self, link, timeout](KjContext&) -> kj::Promise<void> {
+    wire::NodeAgent::Client* agent = nullptr;
+    KJ_IF_MAYBE (a, link->agent) {
+      agent = a;
+    }
+    if (agent == nullptr) {
+      return KJ_EXCEPTION(DISCONNECTED, kj::str(link->down_message().c_str()));
+    }
+    auto request = agent->shutdownRequest();
+    return link->timer()
+        .timeoutAfter(count_ms(timeout) * kj::MILLISECONDS, request.send())
+        .then([link](auto) { link->close(); });
+  });
+  co_await std::move(stopping);
+}
+
+void NodeClient::close() {
+  try {
+    loop_->post([link = link_](KjContext&) { link->close(); });
+  } catch (const ActorStoppedError&) {
+  }
+}
+
+asio::awaitable<StepResult> NodeClient::execute(uint64_t slot,
+                                                std::shared_ptr<const SchedulerOutput> plan) {
+  if (health().state != NodeState::kUp) {
+    std::string message;
+    {
+      std::lock_guard lock(box_->mutex);
+      message = "node '" + endpoint_.name + "' (" + endpoint_.address() +
+                ") is down: " + box_->health.error + "; requests are refused until it is back";
+    }
+    throw NodeDownError(message);
+  }
+  Link* link = link_;
+  auto self = shared_from_this();
+  auto step = loop_->ask<StepResult>([self, link, slot,
+                                      plan](KjContext&) -> kj::Promise<StepResult> {
+    auto it = link->slots.find(slot);
+    wire::Worker::Client* worker = nullptr;
+    if (it != link->slots.end()) {
+      KJ_IF_MAYBE (w, it->second.worker) {
+        worker = w;
+      }
+    }
+    if (link->state != NodeState::kUp || worker == nullptr) {
+      return KJ_EXCEPTION(DISCONNECTED, kj::str(link->down_message().c_str()));
+    }
+    auto request = worker->executeRequest();
+    write_plan(*plan, request.initPlan());
+    const uint64_t generation = link->generation;
+    return link->calls->wrap(request.send())
+        .then(
+            [](capnp::Response<wire::Worker::ExecuteResults> response) -> kj::Promise<StepResult> {
+              StepResult result;
+              result.samples = read_samples(response.getSamples());
+              return result;
+            },
+            [link, generation](kj::Exception&& e) -> kj::Promise<StepResult> {
+              if (e.getType() == kj::Exception::Type::DISCONNECTED &&
+                  link->generation == generation && link->state == NodeState::kUp) {
+                // Faster than waiting for the heartbeat to notice.
+                link->mark_down("the connection to its agent was lost during a step (" +
+                                Link::describe(e) + ")");
+              }
+              if (link->state != NodeState::kUp) {
+                return KJ_EXCEPTION(DISCONNECTED, kj::str(link->down_message().c_str()));
+              }
+              return KJ_EXCEPTION(
+                  FAILED, kj::str(link->label().c_str(), " failed the step: ", e.getDescription()));
+            });
+  });
+  co_return co_await std::move(step);
+}
+
+asio::awaitable<void> NodeClient::release_worker(uint64_t slot, std::chrono::milliseconds timeout) {
+  Link* link = link_;
+  auto self = shared_from_this();
+  auto releasing = loop_->ask<void>([self, link, slot, timeout](KjContext&) -> kj::Promise<void> {
+    auto it = link->slots.find(slot);
+    if (it == link->slots.end()) return kj::READY_NOW;
+    kj::Maybe<wire::Worker::Client> worker = kj::mv(it->second.worker);
+    link->slots.erase(it);
+    KJ_IF_MAYBE (w, worker) {
+      auto request = w->stopRequest();
+      return link->timer()
+          .timeoutAfter(count_ms(timeout) * kj::MILLISECONDS, request.send())
+          .then([](auto) {}, [](kj::Exception&&) {})  // a node that is down has nothing to free
+          .attach(kj::mv(worker));
+    }
+    return kj::READY_NOW;
+  });
+  co_await std::move(releasing);
+}
+
+}  // namespace vllm::rpc

@@ -1,0 +1,40 @@
+// RemoteWorker: a Worker whose model runs on a node agent, behind Cap'n Proto RPC. The
+// SchedulerActor uses it exactly like a local CpuWorker: execute() sends the plan and resumes
+// with the sampled tokens, posted back from the KJ loop. While its node is down every step
+// fails at once with NodeDownError (the scheduler then fails that step's requests).
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "actors/worker.hpp"
+#include "rpc/node_client.hpp"
+#include "rpc/worker_spec.hpp"
+
+namespace vllm::rpc {
+
+class RemoteWorker final : public Worker {
+ public:
+  // Made by NodeClient::open_worker; `slot` names the worker in the node's link.
+  RemoteWorker(std::shared_ptr<NodeClient> node, uint64_t slot, RemoteWorkerInfo info);
+  ~RemoteWorker() override;
+
+  asio::awaitable<StepResult> execute(std::shared_ptr<const SchedulerOutput> plan) override;
+  // Refuses new steps, then asks the agent to finish the one in flight and release the worker
+  // (best effort: a node that is down has nothing to release).
+  asio::awaitable<void> stop() override;
+  int64_t num_kv_blocks() const override { return info_.num_kv_blocks; }
+  std::string device_name() const override;
+
+  const std::shared_ptr<NodeClient>& node() const { return node_; }
+
+ private:
+  std::shared_ptr<NodeClient> node_;
+  uint64_t slot_;
+  RemoteWorkerInfo info_;
+  std::atomic<bool> stopped_{false};
+};
+
+}  // namespace vllm::rpc
