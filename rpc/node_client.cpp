@@ -62,6 +62,7 @@ struct NodeClient::Link final : kj::TaskSet::ErrorHandler {
 
   NodeState state = NodeState::kConnecting;
   std::string error = "not connected yet";
+  std::string down_cause;  // why it went down (error adds what reconnecting meets)
   bool closed = false;
   bool heartbeat_started = false;
   bool ever_up = false;
@@ -113,7 +114,12 @@ struct NodeClient::Link final : kj::TaskSet::ErrorHandler {
     const bool was_up = state == NodeState::kUp;
     ever_up = ever_up || was_up;
     state = ever_up || closed ? NodeState::kDown : NodeState::kConnecting;
-    error = reason;
+    if (was_up || !ever_up) {
+      down_cause = reason;
+      error = reason;
+    } else {  // a failed reconnection: keep why it went down first
+      error = down_cause + "; reconnecting: " + reason;
+    }
     if (was_up) logger("rpc")->warn("{}", down_message());
     ++generation;
     calls->cancel(kj::Exception(kj::Exception::Type::DISCONNECTED, __FILE__, __LINE__,
