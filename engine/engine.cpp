@@ -89,6 +89,7 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
   std::optional<ChatTemplate> chat_template;
   std::vector<int32_t> eos_token_ids;
   std::shared_ptr<Worker> worker;
+  std::function<std::optional<std::string>()> worker_fatal_error;  // set for a CUDA worker
   std::shared_ptr<SchedulerActor> scheduler;
 
   std::atomic<uint64_t> next_request_number{0};
@@ -172,6 +173,9 @@ asio::awaitable<std::shared_ptr<RequestRun>> Engine::Impl::start(Prompt prompt,
                                                                  SamplingParams params,
                                                                  GenerateOptions options) {
   if (!accepting.load()) throw EngineUnavailableError("the engine is shutting down");
+  if (worker_fatal_error) {
+    if (auto fatal = worker_fatal_error()) throw EngineUnavailableError(*fatal);
+  }
   auto run = std::make_shared<RequestRun>();
   run->prompt_ids = tokenize(prompt, options.add_special_tokens);
   Engine(shared_from_this()).validate(run->prompt_ids, params);
@@ -514,8 +518,13 @@ asio::awaitable<Engine> Engine::create(EngineArgs args) {
     cuda_config.num_kv_blocks_override = args.num_kv_blocks_override;
     cuda_config.max_num_batched_tokens = args.max_num_batched_tokens;
     cuda_config.seed = args.seed;
-    impl->worker =
+    auto cuda_worker =
         make_cuda_worker(worker_executor, std::move(weights), impl->eos_token_ids, cuda_config);
+    impl->worker_fatal_error = [weak = std::weak_ptr<CudaWorker>(cuda_worker)] {
+      auto worker = weak.lock();
+      return worker ? worker->fatal_error() : std::nullopt;
+    };
+    impl->worker = std::move(cuda_worker);
 #endif
   } else if (parallel) {
     LocalPipelineConfig pipeline_config;
@@ -677,6 +686,11 @@ SamplingParams Engine::default_sampling_params() const {
   if (g.repetition_penalty) params.repetition_penalty = *g.repetition_penalty;
   if (g.max_new_tokens) params.max_tokens = *g.max_new_tokens;
   return params;
+}
+
+std::optional<std::string> Engine::health_error() const {
+  if (impl_->worker_fatal_error) return impl_->worker_fatal_error();
+  return std::nullopt;
 }
 
 EngineStats Engine::stats() const {

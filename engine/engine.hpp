@@ -162,6 +162,9 @@ class Engine {
   SamplingParams default_sampling_params() const;
 
   EngineStats stats() const;
+  // Why the engine can serve no more requests (its device failed for good), or nothing when it
+  // is healthy. The server's /health answers 503 with it.
+  std::optional<std::string> health_error() const;
 
   // Stops accepting requests, lets in-flight ones finish (up to `deadline_ms`, then aborts
   // them) and stops the actors and threads.

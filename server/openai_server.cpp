@@ -219,6 +219,7 @@ asio::awaitable<void> OpenAiServer::serve(HttpRequest request, HttpReply reply) 
     if (path == "/health") {
       method_check(get);
       if (shutting_down_) throw HttpError(503, "the server is shutting down");
+      if (auto unhealthy = engine_.health_error()) throw HttpError(503, *unhealthy);
       reply.send(200, "", "text/plain");
     } else if (path == "/version") {
       method_check(get);

@@ -7,6 +7,7 @@
 
 #include "kernels/cuda/cuda_check.hpp"
 #include "runtime/cuda/cuda_await.hpp"
+#include "runtime/logging.hpp"
 
 namespace vllm {
 namespace {
@@ -54,9 +55,12 @@ CudaWorker::CudaWorker(asio::any_io_executor executor, LlamaWeights weights,
                        std::vector<int32_t> eos_token_ids, const CudaWorkerConfig& config)
     : Actor(std::move(executor), "cuda-worker"),
       model_(std::move(weights), config.dtype, config.max_num_batched_tokens),
-      sampling_(std::move(eos_token_ids), config.seed),
+      sampler_(std::move(eos_token_ids), config.seed, model_.config().vocab_size),
       block_size_(config.block_size),
-      device_name_(describe_device()) {
+      device_name_(describe_device()),
+      inject_fault_(config.inject_fault.kind != CudaFaultKind::kNone
+                        ? config.inject_fault
+                        : cuda_fault_injection_from_environment()) {
   if (config.block_size <= 0) {
     throw std::invalid_argument("block_size must be positive, got " +
                                 std::to_string(config.block_size));
@@ -64,17 +68,55 @@ CudaWorker::CudaWorker(asio::any_io_executor executor, LlamaWeights weights,
   model_.allocate_kv_cache(blocks_for_device(model_, config), config.block_size);
   cuda::check_cuda(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking),
                    "cudaStreamCreateWithFlags");
+  if (inject_fault_.kind != CudaFaultKind::kNone) {
+    logger("cuda-worker")
+        ->warn(
+            "test fault injection armed: a {} in model step {}",
+            inject_fault_.kind == CudaFaultKind::kLaunchError ? "launch error" : "illegal address",
+            inject_fault_.at_step);
+  }
 }
 
 CudaWorker::~CudaWorker() {
   if (stream_) {
-    cudaStreamSynchronize(stream_);
+    cudaStreamSynchronize(stream_);  // errors ignored: a failed context has nothing left to wait
     cudaStreamDestroy(stream_);
   }
 }
 
+std::optional<std::string> CudaWorker::fatal_error() const {
+  std::lock_guard lock(fatal_mutex_);
+  return fatal_error_;
+}
+
 asio::awaitable<StepResult> CudaWorker::execute(std::shared_ptr<const SchedulerOutput> plan) {
   return ask([this, plan = std::move(plan)]() { return run(plan); });
+}
+
+void CudaWorker::fail_step(std::exception_ptr failure) {
+  std::string what = "unknown error";
+  try {
+    std::rethrow_exception(failure);
+  } catch (const std::exception& e) {
+    what = e.what();
+  } catch (...) {
+  }
+  // A non-sticky error is cleared by reading it; a sticky one stays and fails every call.
+  cudaGetLastError();
+  const cudaError_t probe = cudaDeviceSynchronize();
+  auto log = logger("cuda-worker");
+  if (probe != cudaSuccess) {
+    const std::string reason = device_name_ + " failed (" + cudaGetErrorName(probe) + "): " + what +
+                               "; the CUDA context is unusable, restart the process";
+    {
+      std::lock_guard lock(fatal_mutex_);
+      fatal_error_ = reason;
+    }
+    log->critical("{}; every later step fails at once", reason);
+    throw CudaDeviceLostError(reason);
+  }
+  log->error("a step failed on {}: {}", device_name_, what);
+  std::rethrow_exception(failure);
 }
 
 asio::awaitable<StepResult> CudaWorker::run(std::shared_ptr<const SchedulerOutput> plan_ptr) {
@@ -98,21 +140,41 @@ asio::awaitable<StepResult> CudaWorker::run(std::shared_ptr<const SchedulerOutpu
     }
   } release{this};
 
+  if (auto fatal = fatal_error()) {
+    throw CudaDeviceLostError("the CUDA device failed earlier and runs no more steps: " + *fatal);
+  }
   const SchedulerOutput& plan = *plan_ptr;
-  sampling_.begin_step(plan);
+  sampler_.begin_step(plan);
   if (plan.empty()) co_return StepResult{};
+  sampler_.prepare(plan);  // bad parameters throw here, before any GPU work
 
-  ForwardBatch batch = make_forward_batch(plan, block_size_);
-  const int64_t rows = model_.enqueue_forward(batch, stream_);
-  co_await await_stream(stream_);
-  HostTensor logits = model_.host_logits(rows);
-
-  co_return sampling_.sample(plan, logits);
+  const ForwardBatch batch = make_forward_batch(plan, block_size_);
+  std::exception_ptr failure;
+  try {
+    const int64_t rows = model_.enqueue_forward(batch, stream_, /*copy_logits_to_host=*/false);
+    if (rows != sampler_.num_rows()) {
+      throw std::logic_error("the forward pass made " + std::to_string(rows) + " logits rows for " +
+                             std::to_string(sampler_.num_rows()) + " sampling requests");
+    }
+    if (++num_model_steps_ == inject_fault_.at_step) inject_cuda_fault(inject_fault_.kind, stream_);
+    sampler_.enqueue(model_.device_logits(), stream_);
+  } catch (...) {
+    failure = std::current_exception();
+  }
+  // Await what was queued even after a failed enqueue: the next step reuses the pinned buffers.
+  try {
+    co_await await_stream(stream_);
+  } catch (...) {
+    if (!failure) failure = std::current_exception();
+  }
+  if (failure) fail_step(failure);
+  co_return sampler_.collect();
 }
 
-std::shared_ptr<Worker> make_cuda_worker(asio::any_io_executor dedicated_thread,
-                                         LlamaWeights weights, std::vector<int32_t> eos_token_ids,
-                                         const CudaWorkerConfig& config) {
+std::shared_ptr<CudaWorker> make_cuda_worker(asio::any_io_executor dedicated_thread,
+                                             LlamaWeights weights,
+                                             std::vector<int32_t> eos_token_ids,
+                                             const CudaWorkerConfig& config) {
   return std::make_shared<CudaWorker>(std::move(dedicated_thread), std::move(weights),
                                       std::move(eos_token_ids), config);
 }

@@ -103,6 +103,16 @@ __device__ double block_exclusive_scan(double value, double* scratch, double& to
   return warp_prefix + inclusive - value;
 }
 
+// a * b rounded once, never contracted into an FMA with a following add: the CPU sampler
+// rounds the product before the add, and seeded draws must match it bit for bit.
+__device__ __forceinline__ float product_rn(float a, float b) {
+#if defined(__CUDA_ARCH__)
+  return __fmul_rn(a, b);
+#else
+  return a * b;
+#endif
+}
+
 __global__ void __launch_bounds__(kSamplerThreads) sampler_kernel(DeviceSamplingArgs args) {
   __shared__ float float_scratch[kSamplerWarps];
   __shared__ double double_scratch[kSamplerWarps];
@@ -110,8 +120,6 @@ __global__ void __launch_bounds__(kSamplerThreads) sampler_kernel(DeviceSampling
   __shared__ int int_scratch[kSamplerWarps];
   __shared__ Candidate candidate_scratch[kSamplerWarps];
   __shared__ int picked_token;
-  __shared__ int raw_found;
-  __shared__ float raw_value;
 
   const int seq = blockIdx.x;
   const DeviceSamplingParams params = args.params[seq];
@@ -119,13 +127,19 @@ __global__ void __launch_bounds__(kSamplerThreads) sampler_kernel(DeviceSampling
   float* row = args.logits + static_cast<int64_t>(seq) * vocab;
   const int tid = threadIdx.x;
 
-  // 1. Raw log-softmax statistics and the top-n raw logprobs.
+  // 1. Raw log-softmax normalizer (summed in double, as the CPU sampler) and the top-n.
   float local_max = -INFINITY;
   for (int i = tid; i < vocab; i += kSamplerThreads) local_max = fmaxf(local_max, row[i]);
   const float raw_max = block_reduce(local_max, Max{}, float_scratch);
-  float local_sum = 0.0f;
-  for (int i = tid; i < vocab; i += kSamplerThreads) local_sum += expf(row[i] - raw_max);
-  const float raw_log_sum = raw_max + logf(block_reduce(local_sum, Sum{}, float_scratch));
+  double local_sum = 0.0;
+  for (int i = tid; i < vocab; i += kSamplerThreads) {
+    local_sum += exp(static_cast<double>(row[i]) - static_cast<double>(raw_max));
+  }
+  const double raw_log_z =
+      static_cast<double>(raw_max) + log(block_reduce(local_sum, Sum{}, double_scratch));
+  auto raw_logprob = [&](float logit) {
+    return static_cast<float>(static_cast<double>(logit) - raw_log_z);
+  };
 
   const int num_top = min(max(params.num_top_logprobs, 0), args.max_top_logprobs);
   Candidate previous{INFINITY, -1};
@@ -148,7 +162,7 @@ __global__ void __launch_bounds__(kSamplerThreads) sampler_kernel(DeviceSampling
     previous = block_best(local, candidate_scratch);
     if (tid == 0) {
       args.top_token_ids[slot] = previous.id;
-      args.top_logprobs[slot] = previous.id >= 0 ? previous.value - raw_log_sum : -INFINITY;
+      args.top_logprobs[slot] = previous.id >= 0 ? raw_logprob(previous.value) : -INFINITY;
     }
   }
 
@@ -179,8 +193,10 @@ __global__ void __launch_bounds__(kSamplerThreads) sampler_kernel(DeviceSampling
     if (seen && params.repetition_penalty != 1.0f) {
       logit = logit > 0.0f ? logit / params.repetition_penalty : logit * params.repetition_penalty;
     }
-    logit -= params.frequency_penalty * static_cast<float>(count);
-    if (count > 0) logit -= params.presence_penalty;
+    if (count > 0) {
+      logit -=
+          product_rn(params.frequency_penalty, static_cast<float>(count)) + params.presence_penalty;
+    }
     row[token] = logit;
   }
   __syncthreads();
@@ -194,17 +210,25 @@ __global__ void __launch_bounds__(kSamplerThreads) sampler_kernel(DeviceSampling
   if (params.temperature <= 1e-5f) {
     token = argmax();
   } else {
-    float processed_max = -INFINITY;
-    for (int i = tid; i < vocab; i += kSamplerThreads) processed_max = fmaxf(processed_max, row[i]);
-    processed_max = block_reduce(processed_max, Max{}, float_scratch);
+    // Everything below works on the temperature-scaled logits (rounded as the CPU sampler
+    // rounds them), with weights exp(scaled - max) in double.
     const float temperature = params.temperature;
-    auto probability = [&](float logit) { return expf((logit - processed_max) / temperature); };
+    auto scaled = [&](int i) { return row[i] / temperature; };
+    float scaled_max = -INFINITY;
+    for (int i = tid; i < vocab; i += kSamplerThreads) scaled_max = fmaxf(scaled_max, scaled(i));
+    scaled_max = block_reduce(scaled_max, Max{}, float_scratch);
+    auto weight = [&](float value) {
+      return exp(static_cast<double>(value) - static_cast<double>(scaled_max));
+    };
 
-    uint32_t threshold = 0;  // kept: order_key(logit) >= threshold
+    uint32_t threshold = 0;  // kept: order_key(scaled logit) >= threshold
     if (params.min_p > 0.0f) {
+      // p_t >= min_p * p_max  <=>  scaled_t >= scaled_max + log(min_p)
+      const float cut = scaled_max + logf(params.min_p);
       uint32_t local_min = UINT_MAX;
       for (int i = tid; i < vocab; i += kSamplerThreads) {
-        if (probability(row[i]) >= params.min_p) local_min = min(local_min, order_key(row[i]));
+        const float v = scaled(i);
+        if (v >= cut) local_min = min(local_min, order_key(v));
       }
       threshold = max(threshold, block_reduce(local_min, Min{}, uint_scratch));
     }
@@ -215,7 +239,7 @@ __global__ void __launch_bounds__(kSamplerThreads) sampler_kernel(DeviceSampling
         const uint64_t mid = (low + high) / 2;
         uint32_t local_count = 0;
         for (int i = tid; i < vocab; i += kSamplerThreads) {
-          local_count += order_key(row[i]) >= mid ? 1u : 0u;
+          local_count += order_key(scaled(i)) >= mid ? 1u : 0u;
         }
         const uint32_t count = block_reduce(local_count, Sum{}, uint_scratch);
         if (count >= static_cast<uint32_t>(params.top_k)) {
@@ -227,21 +251,24 @@ __global__ void __launch_bounds__(kSamplerThreads) sampler_kernel(DeviceSampling
       threshold = max(threshold, static_cast<uint32_t>(low));
     }
     if (params.top_p < 1.0f) {
-      float local_mass = 0.0f;
+      double local_mass = 0.0;
       for (int i = tid; i < vocab; i += kSamplerThreads) {
-        if (order_key(row[i]) >= threshold) local_mass += probability(row[i]);
+        const float v = scaled(i);
+        if (order_key(v) >= threshold) local_mass += weight(v);
       }
-      const float limit = params.top_p * block_reduce(local_mass, Sum{}, float_scratch);
+      const double limit =
+          static_cast<double>(params.top_p) * block_reduce(local_mass, Sum{}, double_scratch);
       // The smallest t with mass(kept, key > t) < limit.
       int64_t low = static_cast<int64_t>(threshold) - 1, high = 0xffffffffLL;
       while (high - low > 1) {
         const int64_t mid = low + (high - low) / 2;
-        float mass = 0.0f;
+        double mass = 0.0;
         for (int i = tid; i < vocab; i += kSamplerThreads) {
-          const uint32_t key = order_key(row[i]);
-          if (key >= threshold && static_cast<int64_t>(key) > mid) mass += probability(row[i]);
+          const float v = scaled(i);
+          const uint32_t key = order_key(v);
+          if (key >= threshold && static_cast<int64_t>(key) > mid) mass += weight(v);
         }
-        if (block_reduce(mass, Sum{}, float_scratch) < limit) {
+        if (block_reduce(mass, Sum{}, double_scratch) < limit) {
           high = mid;
         } else {
           low = mid;
@@ -253,10 +280,12 @@ __global__ void __launch_bounds__(kSamplerThreads) sampler_kernel(DeviceSampling
     // Inverse CDF in token-id order: each thread owns a contiguous chunk of the vocabulary.
     const int chunk = (vocab + kSamplerThreads - 1) / kSamplerThreads;
     const int begin = min(vocab, tid * chunk), end = min(vocab, begin + chunk);
+    auto kept_weight = [&](int i) {
+      const float v = scaled(i);
+      return order_key(v) >= threshold ? weight(v) : 0.0;
+    };
     double local = 0.0;
-    for (int i = begin; i < end; ++i) {
-      if (order_key(row[i]) >= threshold) local += probability(row[i]);
-    }
+    for (int i = begin; i < end; ++i) local += kept_weight(i);
     double total = 0.0;
     const double prefix = block_exclusive_scan(local, double_scratch, total);
     const double target =
@@ -267,9 +296,10 @@ __global__ void __launch_bounds__(kSamplerThreads) sampler_kernel(DeviceSampling
       double running = prefix;
       int pick = -1;
       for (int i = begin; i < end; ++i) {
-        if (order_key(row[i]) < threshold) continue;
+        const double w = kept_weight(i);
+        if (w == 0.0) continue;
         pick = i;
-        running += probability(row[i]);
+        running += w;
         if (running > target) break;
       }
       picked_token = pick;
@@ -281,33 +311,35 @@ __global__ void __launch_bounds__(kSamplerThreads) sampler_kernel(DeviceSampling
       // the filters kept nothing).
       int local_last = -1;
       for (int i = tid; i < vocab; i += kSamplerThreads) {
-        if (order_key(row[i]) >= threshold) local_last = i;
+        if (kept_weight(i) > 0.0) local_last = i;
       }
       token = block_reduce(local_last, Max{}, int_scratch);
       if (token < 0) token = argmax();
     }
   }
 
-  // The sampled token's raw logprob (its raw logit was saved if a penalty or bias changed it).
-  if (tid == 0) raw_found = 0;
+  // Put the raw logits back (both saved copies are raw), so the row ends as it came and the
+  // sampled token's logprob and rank are of the raw distribution.
   __syncthreads();
   for (int e = params.penalty_begin + tid; e < params.penalty_end; e += kSamplerThreads) {
-    if (args.penalty_token_ids[e] == token) {
-      raw_value = saved_penalty[e];
-      raw_found = 1;
-    }
+    const int t = args.penalty_token_ids[e];
+    if (t >= 0 && t < vocab) row[t] = saved_penalty[e];
   }
   for (int e = params.bias_begin + tid; e < params.bias_end; e += kSamplerThreads) {
-    if (args.bias_token_ids[e] == token) {
-      raw_value = saved_bias[e];
-      raw_found = 1;
-    }
+    const int t = args.bias_token_ids[e];
+    if (t >= 0 && t < vocab) row[t] = saved_bias[e];
   }
   __syncthreads();
+  const float raw = row[token];
+  if (args.sampled_ranks != nullptr) {
+    int local_above = 0;
+    for (int i = tid; i < vocab; i += kSamplerThreads) local_above += row[i] > raw ? 1 : 0;
+    const int above = block_reduce(local_above, Sum{}, int_scratch);
+    if (tid == 0) args.sampled_ranks[seq] = above + 1;
+  }
   if (tid == 0) {
-    const float raw = raw_found ? raw_value : row[token];
     args.sampled_token_ids[seq] = token;
-    args.sampled_logprobs[seq] = raw - raw_log_sum;
+    args.sampled_logprobs[seq] = raw_logprob(raw);
   }
 }
 

@@ -3,18 +3,22 @@
 // need copying back. The uniform draw is kernels/philox.hpp's philox_uniform(seed, output_index)
 // and the sampling rule is the one documented there, so the CPU sampler reproduces seeded draws.
 //
-// Per sequence, in this order (vLLM's v1 sampler):
-//   1. logprobs (sampled token and top-n) are log_softmax of the RAW logits (vLLM's default
-//      "raw_logprobs" mode); top-n is ordered by logit, ties by smaller token id;
+// Per sequence, in this order (vLLM's v1 sampler), with the float operations of the CPU sampler
+// (model/sampler.cpp) so that both pick the same token from the same logits:
+//   1. logprobs (sampled token, its rank and the top-n) are log_softmax of the RAW logits (vLLM's
+//      default "raw_logprobs" mode), normalized in double; top-n is ordered by logit, ties by
+//      smaller token id; rank = 1 + the number of tokens with a larger raw logit;
 //   2. logit bias added (a bias of -inf bans a token: min_tokens' EOS / stop-token masking);
 //   3. penalties on the logits of the listed tokens: repetition (tokens seen in the prompt or the
-//      output: l > 0 ? l / r : l * r), then frequency (l -= f * output_count) and presence
-//      (l -= p if output_count > 0);
-//   4. greedy (temperature <= 1e-5): argmax, ties to the smaller token id; otherwise with
-//      p_t = expf((l_t - l_max) / temperature): min-p keeps p_t >= min_p (p_max = 1), then top-k
-//      keeps logits >= the k-th largest (ties kept), then top-p keeps token t when the mass of the
-//      kept tokens with a larger logit is < top_p * (kept mass); then philox.hpp's rule.
-// The logits are modified in place (penalties and bias).
+//      output: l > 0 ? l / r : l * r), then frequency and presence for tokens in the output
+//      (l -= f * output_count + p);
+//   4. greedy (temperature <= 1e-5): argmax, ties to the smaller token id; otherwise on
+//      s_t = l_t / temperature with weights w_t = exp(s_t - s_max) in double: min-p keeps
+//      s_t >= s_max + log(min_p), then top-k keeps logits >= the k-th largest (ties kept), then
+//      top-p keeps token t when the weight of the kept tokens with a larger logit is
+//      < top_p * (kept weight); then philox.hpp's rule over the kept weights.
+// The penalties and bias change the row in place while sampling; the kernel puts the raw values
+// back before it ends, so the row reads as it came.
 #pragma once
 
 #include <cuda_runtime_api.h>
@@ -64,6 +68,8 @@ struct DeviceSamplingArgs {
   float* sampled_logprobs = nullptr;
   int32_t* top_token_ids = nullptr;
   float* top_logprobs = nullptr;
+  // Optional (device) [num_seqs]: the sampled token's rank in the raw distribution.
+  int32_t* sampled_ranks = nullptr;
 };
 
 void sample_on_device(const DeviceSamplingArgs& args, cudaStream_t stream);
