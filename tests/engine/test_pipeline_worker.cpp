@@ -1,3 +1,5 @@
+// (In test_engine, not test_actors: it runs the real model, whose kernels use ifunc
+// multiversioning that a ThreadSanitizer build cannot start with.)
 // PipelineWorker over a local TP=2 x PP=2 layout (CpuStageWorkers on their own threads, Gloo over
 // loopback) against a CpuWorker on the same weights: several micro-batches in flight at once
 // (disjoint requests, as the scheduler plans them while a step runs) give the same tokens as the
