@@ -12,12 +12,18 @@
 #include <asio/co_spawn.hpp>
 #include <asio/detached.hpp>
 
+#include <cstring>
+
+#include "actors/cpu_stage_worker.hpp"
 #include "actors/cpu_worker.hpp"
 #include "kernels/cpu/cpu_threads.hpp"
+#include "model/gloo_communicator.hpp"
+#include "model/llama_weight_shards.hpp"
 #include "model/model_loader.hpp"
 #include "rpc/kj_from_asio.hpp"
 #include "rpc/kj_loop.hpp"
 #include "rpc/plan_codec.hpp"
+#include "rpc/rpc_rendezvous_store.hpp"
 #include "rpc/worker_protocol.capnp.h"
 #include "rpc/worker_spec.hpp"
 #include "runtime/logging.hpp"
@@ -28,16 +34,19 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-// Builds the worker a spec asks for, on the slot's thread.
-asio::awaitable<std::shared_ptr<Worker>> make_worker(asio::any_io_executor executor,
-                                                     WorkerSpec spec) {
-  if (spec.pipeline_size != 1 || spec.tensor_size != 1) {
-    throw std::invalid_argument("this node agent hosts whole-model workers only (got pipeline " +
-                                std::to_string(spec.pipeline_rank) + "/" +
-                                std::to_string(spec.pipeline_size) + ", tensor " +
-                                std::to_string(spec.tensor_rank) + "/" +
-                                std::to_string(spec.tensor_size) + ")");
-  }
+// What a worker slot hosts: a whole-model Worker, or one rank of a TP x PP layout.
+struct Hosted {
+  std::shared_ptr<Worker> whole;
+  std::shared_ptr<StageWorker> stage;
+  std::shared_ptr<RendezvousStore> store;  // the stage's TP group met through it
+  int64_t num_kv_blocks() const { return whole ? whole->num_kv_blocks() : stage->num_kv_blocks(); }
+  std::string device_name() const { return whole ? whole->device_name() : stage->device_name(); }
+};
+
+// Builds the worker a spec asks for, on the slot's thread (a TP rank blocks here until its
+// group has met).
+asio::awaitable<Hosted> make_worker(asio::any_io_executor executor, WorkerSpec spec,
+                                    RendezvousStore* store) {
   if (spec.device != "cpu") {
     throw std::invalid_argument("this node agent has CPU workers only, not '" + spec.device + "'");
   }
@@ -45,13 +54,57 @@ asio::awaitable<std::shared_ptr<Worker>> make_worker(asio::any_io_executor execu
   LoadFormat format = parse_load_format(spec.load_format);
   LlamaWeights weights =
       load_llama_weights(spec.model_path, format, LoadOptions{.seed = spec.seed});
-  CpuWorkerConfig config;
+  Hosted hosted;
+  if (spec.pipeline_size == 1 && spec.tensor_size == 1) {
+    CpuWorkerConfig config;
+    config.block_size = spec.block_size;
+    config.kv_cache_memory_bytes = spec.kv_cache_memory_bytes;
+    config.num_kv_blocks_override = spec.num_kv_blocks_override;
+    config.seed = spec.seed;
+    hosted.whole = std::make_shared<CpuWorker>(executor, LlamaModel(std::move(weights)),
+                                               spec.eos_token_ids, config);
+    co_return hosted;
+  }
+  const ParallelLayout layout{spec.tensor_rank, spec.tensor_size, spec.pipeline_rank,
+                              spec.pipeline_size};
+  validate_layout(layout);
+  std::shared_ptr<Communicator> group;
+  if (layout.tp_size > 1) {
+    GlooOptions options;
+    options.rank = layout.tp_rank;
+    options.size = layout.tp_size;
+    options.prefix = "tp-stage-" + std::to_string(layout.pp_rank);
+    options.hostname = spec.collective_host;
+    options.timeout = std::chrono::milliseconds(spec.collective_timeout_ms);
+    group = std::make_shared<GlooCommunicator>(*store, options);
+  }
+  LlamaModel model(shard_llama_weights(weights, layout), layout, std::move(group));
+  weights = LlamaWeights{};  // only the shard stays
+  CpuStageWorkerConfig config;
   config.block_size = spec.block_size;
-  config.kv_cache_memory_bytes = spec.kv_cache_memory_bytes;
-  config.num_kv_blocks_override = spec.num_kv_blocks_override;
+  config.num_kv_blocks = spec.num_kv_blocks_override > 0
+                             ? spec.num_kv_blocks_override
+                             : CpuStageWorker::kv_blocks_for_memory(model, spec.block_size,
+                                                                    spec.kv_cache_memory_bytes);
   config.seed = spec.seed;
-  co_return std::make_shared<CpuWorker>(executor, LlamaModel(std::move(weights)),
-                                        spec.eos_token_ids, config);
+  hosted.stage =
+      std::make_shared<CpuStageWorker>(executor, std::move(model), spec.eos_token_ids, config);
+  co_return hosted;
+}
+
+// A float32 tensor from its wire form (one copy, into the HostTensor the model reads).
+std::shared_ptr<const HostTensor> read_tensor(wire::Tensor::Reader in) {
+  if (in.getData().size() == 0) return nullptr;
+  auto tensor = std::make_shared<HostTensor>();
+  for (int64_t d : in.getShape()) tensor->shape.push_back(d);
+  const auto bytes = in.getData();
+  if (bytes.size() != static_cast<size_t>(tensor->numel()) * sizeof(float)) {
+    throw std::invalid_argument("hidden states: " + std::to_string(bytes.size()) +
+                                " bytes do not match their shape");
+  }
+  tensor->data.resize(static_cast<size_t>(tensor->numel()));
+  std::memcpy(tensor->data.data(), bytes.begin(), bytes.size());
+  return tensor;
 }
 
 }  // namespace
@@ -78,42 +131,74 @@ namespace {
 
 class WorkerServer final : public wire::Worker::Server {
  public:
-  WorkerServer(NodeAgent::State& state, std::shared_ptr<Worker> worker,
-               asio::any_io_executor executor)
-      : state_(state), worker_(std::move(worker)), executor_(std::move(executor)) {
+  WorkerServer(NodeAgent::State& state, Hosted hosted, asio::any_io_executor executor)
+      : state_(state), hosted_(std::move(hosted)), executor_(std::move(executor)) {
     ++state_.num_open_workers;
   }
   ~WorkerServer() {
     // The head dropped it (closed or lost the connection): let the step in flight end.
     --state_.num_open_workers;
-    auto worker = worker_;
+    auto whole = hosted_.whole;
+    auto stage = hosted_.stage;
     asio::co_spawn(
-        executor_, [worker]() -> asio::awaitable<void> { co_await worker->stop(); },
+        executor_,
+        [whole, stage]() -> asio::awaitable<void> {
+          if (whole) co_await whole->stop();
+          if (stage) co_await stage->stop();
+        },
         asio::detached);
-    logger("node")->info("worker on {} released", worker_->device_name());
+    logger("node")->info("worker on {} released", hosted_.device_name());
   }
 
   kj::Promise<void> execute(ExecuteContext context) override {
-    auto plan = std::make_shared<const SchedulerOutput>(read_plan(context.getParams().getPlan()));
-    auto worker = worker_;
-    auto step = run_on_asio<StepResult>(executor_, [worker, plan]() -> asio::awaitable<StepResult> {
-      co_return co_await worker->execute(plan);
-    });
-    return step.then([context](StepResult result) mutable {
-      auto samples = context.getResults().initSamples(static_cast<unsigned>(result.samples.size()));
-      write_samples(result.samples, samples);
+    auto params = context.getParams();
+    auto plan = std::make_shared<const SchedulerOutput>(read_plan(params.getPlan()));
+    if (hosted_.whole) {
+      auto worker = hosted_.whole;
+      auto step =
+          run_on_asio<StepResult>(executor_, [worker, plan]() -> asio::awaitable<StepResult> {
+            co_return co_await worker->execute(plan);
+          });
+      return step.then([context](StepResult result) mutable {
+        auto samples =
+            context.getResults().initSamples(static_cast<unsigned>(result.samples.size()));
+        write_samples(result.samples, samples);
+      });
+    }
+    auto hidden = params.hasHiddenIn() ? read_tensor(params.getHiddenIn()) : nullptr;
+    auto stage = hosted_.stage;
+    auto step = run_on_asio<StageOutput>(executor_,
+                                         [stage, plan, hidden]() -> asio::awaitable<StageOutput> {
+                                           co_return co_await stage->execute(plan, hidden);
+                                         });
+    return step.then([context](StageOutput output) mutable {
+      auto results = context.getResults();
+      auto samples = results.initSamples(static_cast<unsigned>(output.step.samples.size()));
+      write_samples(output.step.samples, samples);
+      if (output.hidden_states) {
+        const HostTensor& h = *output.hidden_states;
+        auto tensor = results.initHiddenOut();
+        auto shape = tensor.initShape(static_cast<unsigned>(h.shape.size()));
+        for (unsigned i = 0; i < h.shape.size(); ++i) shape.set(i, h.shape[i]);
+        // Written straight into the answer's buffer, which goes to the socket as it is.
+        auto bytes = tensor.initData(static_cast<unsigned>(h.data.size() * sizeof(float)));
+        std::memcpy(bytes.begin(), h.data.data(), bytes.size());
+      }
     });
   }
 
   kj::Promise<void> stop(StopContext) override {
-    auto worker = worker_;
-    return run_on_asio<void>(executor_,
-                             [worker]() -> asio::awaitable<void> { co_await worker->stop(); });
+    auto whole = hosted_.whole;
+    auto stage = hosted_.stage;
+    return run_on_asio<void>(executor_, [whole, stage]() -> asio::awaitable<void> {
+      if (whole) co_await whole->stop();
+      if (stage) co_await stage->stop();
+    });
   }
 
  private:
   NodeAgent::State& state_;
-  std::shared_ptr<Worker> worker_;
+  Hosted hosted_;
   asio::any_io_executor executor_;
 };
 
@@ -134,7 +219,8 @@ class AgentServer final : public wire::NodeAgent::Server {
   }
 
   kj::Promise<void> openWorker(OpenWorkerContext context) override {
-    WorkerSpec spec = read_worker_spec(context.getParams().getSpec());
+    auto params = context.getParams();
+    WorkerSpec spec = read_worker_spec(params.getSpec());
     if (spec.device_index < 0 || spec.device_index >= state_.options.num_devices) {
       throw std::invalid_argument("device index " + std::to_string(spec.device_index) +
                                   " is outside this node's " +
@@ -144,16 +230,21 @@ class AgentServer final : public wire::NodeAgent::Server {
     logger("node")->info("loading {} (pipeline {}/{}, tensor {}/{}) on device {}", spec.model_path,
                          spec.pipeline_rank, spec.pipeline_size, spec.tensor_rank, spec.tensor_size,
                          spec.device_index);
-    auto loading = run_on_asio<std::shared_ptr<Worker>>(
-        executor, [executor, spec]() { return make_worker(executor, spec); });
-    return loading.then([this, context, executor](std::shared_ptr<Worker> worker) mutable {
+    // The store lives on this (KJ) thread, which alone may drop its capability.
+    auto store = std::make_shared<RpcRendezvousStore>(kj::getCurrentThreadExecutor(),
+                                                      params.getRendezvous());
+    RendezvousStore* raw_store = store.get();
+    auto loading = run_on_asio<Hosted>(
+        executor, [executor, spec, raw_store]() { return make_worker(executor, spec, raw_store); });
+    return loading.then([this, context, executor, store](Hosted hosted) mutable {
+      hosted.store = store;
       auto results = context.getResults();
       auto info = results.initInfo();
-      info.setNumKvBlocks(worker->num_kv_blocks());
-      info.setDeviceName(worker->device_name());
-      logger("node")->info("worker ready: {} KV blocks on {}", worker->num_kv_blocks(),
-                           worker->device_name());
-      results.setWorker(kj::heap<WorkerServer>(state_, std::move(worker), executor));
+      info.setNumKvBlocks(hosted.num_kv_blocks());
+      info.setDeviceName(hosted.device_name());
+      logger("node")->info("worker ready: {} KV blocks on {}", hosted.num_kv_blocks(),
+                           hosted.device_name());
+      results.setWorker(kj::heap<WorkerServer>(state_, std::move(hosted), executor));
     });
   }
 

@@ -1,5 +1,6 @@
 #include "rpc/node_client.hpp"
 
+#include <cstring>
 #include <future>
 #include <map>
 #include <vector>
@@ -10,6 +11,7 @@
 
 #include "rpc/plan_codec.hpp"
 #include "rpc/remote_worker.hpp"
+#include "rpc/rendezvous_service.hpp"
 #include "rpc/worker_protocol.capnp.h"
 #include "runtime/logging.hpp"
 
@@ -180,8 +182,12 @@ struct NodeClient::Link final : kj::TaskSet::ErrorHandler {
     kj::Vector<kj::Promise<void>> opening;
     KJ_IF_MAYBE (a, agent) {
       for (auto& [id, slot] : slots) {
+        // A rank of a TP x PP layout cannot come back alone (its peers' groups are gone): it
+        // stays lost, and its steps fail, until the cluster is restarted.
+        if (slot.spec.pipeline_size * slot.spec.tensor_size > 1) continue;
         auto request = a->openWorkerRequest();
         write_worker_spec(slot.spec, request.initSpec());
+        request.setRendezvous(make_rendezvous_server(timer()));
         const uint64_t slot_id = id;
         opening.add(request.send().then([this, slot_id](auto response) {
           auto it = slots.find(slot_id);
@@ -296,37 +302,57 @@ asio::awaitable<void> NodeClient::connect(std::chrono::milliseconds timeout) {
   co_await std::move(waiting);
 }
 
-asio::awaitable<std::shared_ptr<RemoteWorker>> NodeClient::open_worker(WorkerSpec spec) {
+asio::awaitable<std::pair<uint64_t, RemoteWorkerInfo>> NodeClient::open(
+    WorkerSpec spec, std::shared_ptr<RendezvousService> rendezvous) {
   Link* link = link_;
   auto self = shared_from_this();
   using Opened = std::pair<uint64_t, RemoteWorkerInfo>;
-  auto opening = loop_->ask<Opened>([self, link, spec](KjContext&) -> kj::Promise<Opened> {
-    wire::NodeAgent::Client* agent = nullptr;
-    KJ_IF_MAYBE (a, link->agent) {
-      agent = a;
-    }
-    if (link->state != NodeState::kUp || agent == nullptr) {
-      return KJ_EXCEPTION(DISCONNECTED, kj::str(link->down_message().c_str()));
-    }
-    auto request = agent->openWorkerRequest();
-    write_worker_spec(spec, request.initSpec());
-    return link->calls->wrap(request.send())
-        .then([link, spec](capnp::Response<wire::NodeAgent::OpenWorkerResults> response) {
-          const uint64_t id = link->next_slot++;
-          link->slots[id] = WorkerSlot{spec, response.getWorker()};
-          RemoteWorkerInfo info;
-          info.num_kv_blocks = response.getInfo().getNumKvBlocks();
-          info.device_name = response.getInfo().getDeviceName().cStr();
-          info.num_layers = response.getInfo().getNumLayers();
-          return Opened{id, info};
-        })
-        .catch_([link](kj::Exception&& e) -> kj::Promise<Opened> {
-          return KJ_EXCEPTION(FAILED, kj::str(link->label().c_str(),
-                                              " could not open a worker: ", e.getDescription()));
-        });
-  });
-  Opened opened = co_await std::move(opening);
-  co_return std::make_shared<RemoteWorker>(self, opened.first, opened.second);
+  auto opening =
+      loop_->ask<Opened>([self, link, spec, rendezvous](KjContext&) -> kj::Promise<Opened> {
+        wire::NodeAgent::Client* agent = nullptr;
+        KJ_IF_MAYBE (a, link->agent) {
+          agent = a;
+        }
+        if (link->state != NodeState::kUp || agent == nullptr) {
+          return KJ_EXCEPTION(DISCONNECTED, kj::str(link->down_message().c_str()));
+        }
+        auto request = agent->openWorkerRequest();
+        write_worker_spec(spec, request.initSpec());
+        request.setRendezvous(rendezvous ? rendezvous->client()
+                                         : make_rendezvous_server(link->timer()));
+        return link->calls->wrap(request.send())
+            .then([link, spec](capnp::Response<wire::NodeAgent::OpenWorkerResults> response) {
+              const uint64_t id = link->next_slot++;
+              link->slots[id] = WorkerSlot{spec, response.getWorker()};
+              RemoteWorkerInfo info;
+              info.num_kv_blocks = response.getInfo().getNumKvBlocks();
+              info.device_name = response.getInfo().getDeviceName().cStr();
+              info.num_layers = response.getInfo().getNumLayers();
+              return Opened{id, info};
+            })
+            .catch_([link](kj::Exception&& e) -> kj::Promise<Opened> {
+              return KJ_EXCEPTION(
+                  FAILED,
+                  kj::str(link->label().c_str(), " could not open a worker: ", e.getDescription()));
+            });
+      });
+  co_return co_await std::move(opening);
+}
+
+asio::awaitable<std::shared_ptr<RemoteWorker>> NodeClient::open_worker(WorkerSpec spec) {
+  auto opening = open(std::move(spec), nullptr);
+  auto opened = co_await std::move(opening);
+  co_return std::make_shared<RemoteWorker>(shared_from_this(), opened.first, opened.second);
+}
+
+asio::awaitable<std::shared_ptr<RemoteStageWorker>> NodeClient::open_stage_worker(
+    WorkerSpec spec, std::shared_ptr<RendezvousService> rendezvous) {
+  const ParallelLayout layout{spec.tensor_rank, spec.tensor_size, spec.pipeline_rank,
+                              spec.pipeline_size};
+  auto opening = open(std::move(spec), std::move(rendezvous));
+  auto opened = co_await std::move(opening);
+  co_return std::make_shared<RemoteStageWorker>(shared_from_this(), opened.first, layout,
+                                                opened.second);
 }
 
 asio::awaitable<void> NodeClient::shutdown_agent(std::chrono::milliseconds timeout) {
@@ -355,8 +381,9 @@ void NodeClient::close() {
   }
 }
 
-asio::awaitable<StepResult> NodeClient::execute(uint64_t slot,
-                                                std::shared_ptr<const SchedulerOutput> plan) {
+asio::awaitable<StageOutput> NodeClient::execute(uint64_t slot,
+                                                 std::shared_ptr<const SchedulerOutput> plan,
+                                                 std::shared_ptr<const HostTensor> hidden_states) {
   if (health().state != NodeState::kUp) {
     std::string message;
     {
@@ -368,8 +395,9 @@ asio::awaitable<StepResult> NodeClient::execute(uint64_t slot,
   }
   Link* link = link_;
   auto self = shared_from_this();
-  auto step = loop_->ask<StepResult>([self, link, slot,
-                                      plan](KjContext&) -> kj::Promise<StepResult> {
+  // Issued before the first suspension: steps sent one after the other keep their order.
+  auto step = loop_->ask<StageOutput>([self, link, slot, plan,
+                                       hidden_states](KjContext&) -> kj::Promise<StageOutput> {
     auto it = link->slots.find(slot);
     wire::Worker::Client* worker = nullptr;
     if (it != link->slots.end()) {
@@ -382,15 +410,38 @@ asio::awaitable<StepResult> NodeClient::execute(uint64_t slot,
     }
     auto request = worker->executeRequest();
     write_plan(*plan, request.initPlan());
+    if (hidden_states) {
+      auto tensor = request.initHiddenIn();
+      auto shape = tensor.initShape(static_cast<unsigned>(hidden_states->shape.size()));
+      for (unsigned i = 0; i < hidden_states->shape.size(); ++i) {
+        shape.set(i, hidden_states->shape[i]);
+      }
+      // No copy: the message points at the tensor, which the promise keeps alive until the
+      // answer (sent after the whole request was read).
+      capnp::Data::Reader bytes(reinterpret_cast<const kj::byte*>(hidden_states->data.data()),
+                                hidden_states->data.size() * sizeof(float));
+      tensor.adoptData(
+          capnp::Orphanage::getForMessageContaining(tensor).referenceExternalData(bytes));
+    }
     const uint64_t generation = link->generation;
     return link->calls->wrap(request.send())
         .then(
-            [](capnp::Response<wire::Worker::ExecuteResults> response) -> kj::Promise<StepResult> {
-              StepResult result;
-              result.samples = read_samples(response.getSamples());
-              return result;
+            [hidden_states](capnp::Response<wire::Worker::ExecuteResults> response)
+                -> kj::Promise<StageOutput> {
+              StageOutput output;
+              output.step.samples = read_samples(response.getSamples());
+              if (response.hasHiddenOut() && response.getHiddenOut().getData().size() > 0) {
+                auto in = response.getHiddenOut();
+                auto tensor = std::make_shared<HostTensor>();
+                for (int64_t d : in.getShape()) tensor->shape.push_back(d);
+                auto bytes = in.getData();
+                tensor->data.resize(bytes.size() / sizeof(float));
+                std::memcpy(tensor->data.data(), bytes.begin(), bytes.size());
+                output.hidden_states = std::move(tensor);
+              }
+              return output;
             },
-            [link, generation](kj::Exception&& e) -> kj::Promise<StepResult> {
+            [link, generation](kj::Exception&& e) -> kj::Promise<StageOutput> {
               if (e.getType() == kj::Exception::Type::DISCONNECTED &&
                   link->generation == generation && link->state == NodeState::kUp) {
                 // Faster than waiting for the heartbeat to notice.

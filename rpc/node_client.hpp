@@ -16,6 +16,7 @@
 
 #include <asio/awaitable.hpp>
 
+#include "actors/stage_worker.hpp"
 #include "actors/worker.hpp"
 #include "rpc/kj_loop.hpp"
 #include "rpc/worker_spec.hpp"
@@ -23,6 +24,8 @@
 namespace vllm::rpc {
 
 class RemoteWorker;
+class RemoteStageWorker;
+class RendezvousService;
 
 // A step or call sent to a node that is down (dead, unreachable or reconnecting).
 class NodeDownError : public RpcError {
@@ -67,6 +70,10 @@ class NodeClient : public std::enable_shared_from_this<NodeClient> {
   // Loads a shard on the node (the agent loads the model: this can take a while). Throws
   // RpcError with the agent's reason (e.g. a missing model file).
   asio::awaitable<std::shared_ptr<RemoteWorker>> open_worker(WorkerSpec spec);
+  // One rank of a TP x PP layout (spec's pipeline/tensor rank and size); the ranks of a TP group
+  // meet through `rendezvous` (open them all at once: each waits for its peers).
+  asio::awaitable<std::shared_ptr<RemoteStageWorker>> open_stage_worker(
+      WorkerSpec spec, std::shared_ptr<RendezvousService> rendezvous);
   // Asks the agent process to exit (cluster down). Throws RpcError when it cannot be reached.
   asio::awaitable<void> shutdown_agent(std::chrono::milliseconds timeout);
   // Stops the heartbeat and drops the connection (the agent releases this head's workers).
@@ -80,11 +87,15 @@ class NodeClient : public std::enable_shared_from_this<NodeClient> {
 
  private:
   friend class RemoteWorker;
+  friend class RemoteStageWorker;
   struct HealthBox;
   NodeClient(std::shared_ptr<KjLoop> loop, NodeEndpoint endpoint, HeartbeatOptions options);
 
   // RemoteWorker's messages, run on the link.
-  asio::awaitable<StepResult> execute(uint64_t slot, std::shared_ptr<const SchedulerOutput> plan);
+  asio::awaitable<std::pair<uint64_t, RemoteWorkerInfo>> open(
+      WorkerSpec spec, std::shared_ptr<RendezvousService> rendezvous);
+  asio::awaitable<StageOutput> execute(uint64_t slot, std::shared_ptr<const SchedulerOutput> plan,
+                                       std::shared_ptr<const HostTensor> hidden_states);
   asio::awaitable<void> release_worker(uint64_t slot, std::chrono::milliseconds timeout);
 
   std::shared_ptr<KjLoop> loop_;

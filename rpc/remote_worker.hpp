@@ -9,6 +9,7 @@
 #include <memory>
 #include <string>
 
+#include "actors/stage_worker.hpp"
 #include "actors/worker.hpp"
 #include "rpc/node_client.hpp"
 #include "rpc/worker_spec.hpp"
@@ -33,6 +34,29 @@ class RemoteWorker final : public Worker {
  private:
   std::shared_ptr<NodeClient> node_;
   uint64_t slot_;
+  RemoteWorkerInfo info_;
+  std::atomic<bool> stopped_{false};
+};
+
+// One rank of a TP x PP layout on a node agent: the StageWorker that PipelineWorker composes.
+// A step's call is issued before execute() first suspends, so calls keep their order.
+class RemoteStageWorker final : public StageWorker {
+ public:
+  RemoteStageWorker(std::shared_ptr<NodeClient> node, uint64_t slot, ParallelLayout layout,
+                    RemoteWorkerInfo info);
+  ~RemoteStageWorker() override;
+
+  asio::awaitable<StageOutput> execute(std::shared_ptr<const SchedulerOutput> plan,
+                                       std::shared_ptr<const HostTensor> hidden_states) override;
+  asio::awaitable<void> stop() override;
+  const ParallelLayout& layout() const override { return layout_; }
+  int64_t num_kv_blocks() const override { return info_.num_kv_blocks; }
+  std::string device_name() const override;
+
+ private:
+  std::shared_ptr<NodeClient> node_;
+  uint64_t slot_;
+  ParallelLayout layout_;
   RemoteWorkerInfo info_;
   std::atomic<bool> stopped_{false};
 };

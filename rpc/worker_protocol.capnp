@@ -111,7 +111,8 @@ struct LoadSpec {
   device @8 :Text;             # cpu | cuda
   deviceIndex @9 :Int32;       # which of the node's devices
   numCpuThreads @10 :Int32;    # 0: all cores
-  collectiveAddress @11 :Text; # rendezvous of the tensor-parallel group (host:port), when tensorSize > 1
+  collectiveHost @11 :Text;    # the address this rank's Gloo endpoint listens on (tensorSize > 1)
+  collectiveTimeoutMs @12 :Int64;
 }
 
 struct WorkerInfo {
@@ -138,10 +139,20 @@ interface Worker {
   stop @1 () -> ();
 }
 
+# The key-value store where the ranks of a tensor-parallel group find each other (Gloo
+# publishes each rank's address); held by the head, passed to the agents with openWorker.
+interface Rendezvous {
+  set @0 (key :Text, value :Data) -> ();
+  get @1 (key :Text, timeoutMs :Int64) -> (value :Data);
+  wait @2 (keys :List(Text), timeoutMs :Int64) -> ();
+}
+
 # A node agent's bootstrap capability.
 interface NodeAgent {
   health @0 () -> (status :NodeStatus);
-  openWorker @1 (spec :LoadSpec) -> (worker :Worker, info :WorkerInfo);
+  # A whole-model worker (layout 1 x 1), or one rank of a TP x PP layout (a stage worker, whose
+  # tensor-parallel group meets through `rendezvous`).
+  openWorker @1 (spec :LoadSpec, rendezvous :Rendezvous) -> (worker :Worker, info :WorkerInfo);
   # Stops every worker and ends the agent process.
   shutdown @2 () -> ();
 }

@@ -19,7 +19,8 @@ void write_worker_spec(const WorkerSpec& spec, wire::LoadSpec::Builder out) {
   out.setDevice(spec.device);
   out.setDeviceIndex(spec.device_index);
   out.setNumCpuThreads(spec.num_cpu_threads);
-  out.setCollectiveAddress(spec.collective_address);
+  out.setCollectiveHost(spec.collective_host);
+  out.setCollectiveTimeoutMs(spec.collective_timeout_ms);
 }
 
 WorkerSpec read_worker_spec(wire::LoadSpec::Reader in) {
@@ -38,7 +39,8 @@ WorkerSpec read_worker_spec(wire::LoadSpec::Reader in) {
   spec.device = in.getDevice().cStr();
   spec.device_index = in.getDeviceIndex();
   spec.num_cpu_threads = in.getNumCpuThreads();
-  spec.collective_address = in.getCollectiveAddress().cStr();
+  spec.collective_host = in.getCollectiveHost().cStr();
+  spec.collective_timeout_ms = in.getCollectiveTimeoutMs();
   return spec;
 }
 

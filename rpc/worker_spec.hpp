@@ -26,7 +26,8 @@ struct WorkerSpec {
   std::string device = "cpu";
   int32_t device_index = 0;
   int32_t num_cpu_threads = 0;
-  std::string collective_address;  // host:port of the tensor-parallel group's rendezvous
+  std::string collective_host = "127.0.0.1";  // where this rank's Gloo endpoint listens
+  int64_t collective_timeout_ms = 60000;
 };
 
 struct RemoteWorkerInfo {

@@ -182,7 +182,8 @@ TEST_CASE("a worker spec survives the wire form", "[rpc]") {
   spec.device = "cuda";
   spec.device_index = 3;
   spec.num_cpu_threads = 4;
-  spec.collective_address = "10.0.0.1:29500";
+  spec.collective_host = "10.0.0.1";
+  spec.collective_timeout_ms = 1234;
   const WorkerSpec back =
       round_trip<wire::LoadSpec>([&](auto out) { write_worker_spec(spec, out); },
                                  [](auto in) { return read_worker_spec(in); });
@@ -200,7 +201,8 @@ TEST_CASE("a worker spec survives the wire form", "[rpc]") {
   CHECK(back.device == spec.device);
   CHECK(back.device_index == spec.device_index);
   CHECK(back.num_cpu_threads == spec.num_cpu_threads);
-  CHECK(back.collective_address == spec.collective_address);
+  CHECK(back.collective_host == spec.collective_host);
+  CHECK(back.collective_timeout_ms == spec.collective_timeout_ms);
 }
 
 }  // namespace vllm::rpc

@@ -16,39 +16,12 @@
 #include "rpc/remote_worker.hpp"
 #include "rpc/worker_launch.hpp"
 #include "tests/engine/engine_test_support.hpp"
+#include "tests/rpc/agent_thread.hpp"
 
 namespace vllm::rpc {
 namespace {
 
 using namespace std::chrono_literals;
-
-// A node agent serving on a thread of this process.
-class AgentThread {
- public:
-  explicit AgentThread(std::string name) : agent_(NodeAgentOptions{name, "127.0.0.1", 0, 1}) {
-    std::promise<uint16_t> port;
-    auto port_future = port.get_future();
-    thread_ = std::thread([this, &port] {
-      try {
-        agent_.run([&port](uint16_t p) { port.set_value(p); }, false);
-      } catch (...) {
-        port.set_exception(std::current_exception());
-      }
-    });
-    port_ = port_future.get();
-  }
-  ~AgentThread() { stop(); }
-  void stop() {
-    agent_.stop();
-    if (thread_.joinable()) thread_.join();
-  }
-  uint16_t port() const { return port_; }
-
- private:
-  NodeAgent agent_;
-  std::thread thread_;
-  uint16_t port_ = 0;
-};
 
 std::vector<std::vector<int32_t>> prompts(int count) {
   std::mt19937 rng(11);
@@ -99,7 +72,7 @@ TEST_CASE("32 concurrent greedy requests through a node agent equal the local en
     co_await engine.shutdown();
   });
 
-  AgentThread agent("node-a");
+  testing::AgentThread agent("node-a");
   auto loop = std::make_shared<KjLoop>("rpc-test");
   auto node = NodeClient::create(loop, {"node-a", "127.0.0.1", agent.port()});
   std::vector<std::vector<int32_t>> remote;
@@ -120,7 +93,7 @@ TEST_CASE("32 concurrent greedy requests through a node agent equal the local en
 }
 
 TEST_CASE("a node that goes away fails its requests and is reported down", "[rpc][remote]") {
-  auto agent = std::make_unique<AgentThread>("node-b");
+  auto agent = std::make_unique<testing::AgentThread>("node-b");
   auto loop = std::make_shared<KjLoop>("rpc-test");
   auto node = NodeClient::create(loop, {"node-b", "127.0.0.1", agent->port()},
                                  HeartbeatOptions{200ms, 1000ms});

@@ -1,0 +1,74 @@
+#include "rpc/remote_pipeline.hpp"
+
+#include <algorithm>
+#include <limits>
+
+#include <asio/this_coro.hpp>
+
+#include "actors/pipeline_worker.hpp"
+#include "model/model_loader.hpp"
+#include "model/parallel_layout.hpp"
+#include "rpc/remote_worker.hpp"
+#include "rpc/rendezvous_service.hpp"
+#include "rpc/worker_launch.hpp"
+#include "runtime/when_all.hpp"
+
+namespace vllm::rpc {
+
+int64_t kv_blocks_for_layout(const ModelConfig& model_config, int32_t tp, int32_t pp,
+                             int32_t block_size, int64_t bytes_per_rank) {
+  ModelConfig config = model_config;
+  if (config.num_key_value_heads <= 0) config.num_key_value_heads = config.num_attention_heads;
+  if (config.head_dim <= 0) config.head_dim = config.hidden_size / config.num_attention_heads;
+  int64_t blocks = std::numeric_limits<int64_t>::max();
+  for (int32_t rank = 0; rank < tp * pp; ++rank) {
+    const ModelShard shard = plan_model_shard(config, ParallelLayout{rank % tp, tp, rank / tp, pp});
+    const int64_t bytes_per_block = 2 * shard.layers.size() * block_size * shard.num_kv_heads *
+                                    config.head_dim * static_cast<int64_t>(sizeof(float));
+    blocks = std::min(blocks, std::max<int64_t>(1, bytes_per_rank / bytes_per_block));
+  }
+  return blocks;
+}
+
+asio::awaitable<std::shared_ptr<Worker>> open_remote_worker(const RemoteLayout& layout,
+                                                            WorkerLaunch launch) {
+  const int32_t tp = layout.tensor_parallel_size, pp = layout.pipeline_parallel_size;
+  if (tp < 1 || pp < 1 || static_cast<int32_t>(layout.ranks.size()) != tp * pp) {
+    throw ParallelLayoutError("a TP " + std::to_string(tp) + " x PP " + std::to_string(pp) +
+                              " layout needs " + std::to_string(tp * pp) + " ranks, got " +
+                              std::to_string(layout.ranks.size()));
+  }
+  WorkerSpec base = worker_spec_for(launch);
+  if (tp * pp == 1) {
+    base.device_index = layout.ranks[0].device_index;
+    auto opening = layout.ranks[0].node->open_worker(base);
+    std::shared_ptr<Worker> worker = co_await std::move(opening);
+    co_return worker;
+  }
+  const ModelConfig config = load_model_config(launch.model);
+  if (base.num_kv_blocks_override <= 0) {
+    base.num_kv_blocks_override = static_cast<int32_t>(
+        kv_blocks_for_layout(config, tp, pp, launch.block_size, launch.kv_cache_memory_bytes));
+  }
+  auto rendezvous = std::make_shared<RendezvousService>(layout.ranks[0].node->loop());
+  std::vector<asio::awaitable<std::shared_ptr<RemoteStageWorker>>> opening;
+  for (int32_t rank = 0; rank < tp * pp; ++rank) {
+    WorkerSpec spec = base;
+    spec.tensor_rank = rank % tp;
+    spec.tensor_size = tp;
+    spec.pipeline_rank = rank / tp;
+    spec.pipeline_size = pp;
+    const RankPlacement& place = layout.ranks[static_cast<size_t>(rank)];
+    spec.device_index = place.device_index;
+    spec.collective_host = place.node->endpoint().host;
+    spec.collective_timeout_ms = layout.collective_timeout.count();
+    opening.push_back(place.node->open_stage_worker(spec, rendezvous));
+  }
+  auto all = when_all(std::move(opening));
+  std::vector<std::shared_ptr<RemoteStageWorker>> opened = co_await std::move(all);
+  std::vector<std::shared_ptr<StageWorker>> ranks(opened.begin(), opened.end());
+  auto executor = co_await asio::this_coro::executor;
+  co_return std::make_shared<PipelineWorker>(executor, std::move(ranks));
+}
+
+}  // namespace vllm::rpc
