@@ -102,6 +102,23 @@ asio::awaitable<std::vector<Outcome>> run_concurrently(Engine engine, int count,
 
 }  // namespace
 
+TEST_CASE("test-only CUDA fault injection specs", "[cuda-faults]") {
+  const CudaFaultInjection launch = parse_cuda_fault_injection("launch-error@5");
+  CHECK(launch.kind == CudaFaultKind::kLaunchError);
+  CHECK(launch.at_step == 5);
+  const CudaFaultInjection sticky = parse_cuda_fault_injection("illegal-address@12");
+  CHECK(sticky.kind == CudaFaultKind::kIllegalAddress);
+  CHECK(sticky.at_step == 12);
+  for (const char* bad :
+       {"", "launch-error", "launch-error@0", "launch-error@x", "oops@3", "illegal-address@3x"}) {
+    INFO(bad);
+    CHECK_THROWS_WITH(parse_cuda_fault_injection(bad),
+                      Catch::Contains("VLLM_CPP_TEST_INJECT_CUDA_FAULT"));
+  }
+  unsetenv(kInjectCudaFaultVariable);
+  CHECK(cuda_fault_injection_from_environment().kind == CudaFaultKind::kNone);
+}
+
 TEST_CASE("CUDA engine: 1,000 requests, 30% aborted at random points: all answered, no block held",
           "[cuda][cuda-faults]") {
   if (skip_without_device()) return;

@@ -8,6 +8,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <bit>
 #include <cmath>
 #include <cstring>
@@ -75,7 +76,7 @@ EmulatedRun run_emulated(const DeviceSamplingBatch& batch, std::vector<float>& l
 }  // namespace
 
 TEST_CASE("device sampling (emulated kernel) picks the CPU StepSampler's tokens and logprobs",
-          "[cuda-sampling][emulated]") {
+          "[cuda-emulated][cuda-sampling]") {
   if (!test::device_sampler_emulation_available()) {
     WARN("skipped: the CUDA emulation does not run under sanitizers");
     return;
@@ -96,7 +97,12 @@ TEST_CASE("device sampling (emulated kernel) picks the CPU StepSampler's tokens 
     for (auto& t : seqs[i].prompt) t = token(rng);
     seqs[i].first_block = static_cast<int32_t>(i) * 8;
   }
-  const size_t kPreempted = 3, kFinished = 5, kMasked = 10;
+  const size_t kPreempted = 3, kFinished = 5, kPenalized = 8, kMasked = 10;
+  int32_t unseen = 0;  // a token outside the penalized request's prompt
+  while (std::find(seqs[kPenalized].prompt.begin(), seqs[kPenalized].prompt.end(), unseen) !=
+         seqs[kPenalized].prompt.end()) {
+    ++unseen;
+  }
   std::normal_distribution<float> normal(0.0f, 2.5f);
 
   constexpr int kSteps = 5;
@@ -131,6 +137,14 @@ TEST_CASE("device sampling (emulated kernel) picks the CPU StepSampler's tokens 
       if (step % 2 == 1) {
         for (int32_t v = 0; v < kVocab; ++v) row[v] = round_to_bf16(row[v]);
       }
+      if (step == 0 && active[r] == &seqs[kPenalized]) {
+        // A near tie only the exact penalty rules decide: a prompt token at 1.0 (1.0 / 1.3 =
+        // 0.77 after the repetition penalty, no presence penalty: not in the output) against
+        // an unseen token at 0.75.
+        for (int32_t v = 0; v < kVocab; ++v) row[v] = -5.0f;
+        row[prompt[0]] = 1.0f;
+        row[unseen] = 0.75f;
+      }
     }
 
     cpu.begin_step(plan);
@@ -148,6 +162,7 @@ TEST_CASE("device sampling (emulated kernel) picks the CPU StepSampler's tokens 
     }
   }
   CHECK(device.num_requests() == seqs.size() - 1);  // the finished one is dropped
+  CHECK(seqs[kPenalized].output[0] == seqs[kPenalized].prompt[0]);
 
   // The masked request: EOS and stop tokens are banned while min_tokens lasts, then its
   // biases win.
