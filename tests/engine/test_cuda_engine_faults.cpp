@@ -176,7 +176,7 @@ TEST_CASE("CUDA engine: 1,000 requests, 30% aborted at random points: all answer
     WARN(kRequests << " requests (" << aborts << " aborted) in " << seconds << " s on "
                    << engine.device_name());
     CHECK(answered == kRequests);
-    CHECK(aborts > 150);
+    CHECK(aborts > 100);  // ~300 asked; some land after their request already ended
     const EngineStats stats = engine.stats();
     CHECK(stats.kv_cache_usage == 0.0);
     CHECK(stats.num_requests_running == 0);
