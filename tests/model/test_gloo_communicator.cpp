@@ -8,6 +8,9 @@
 #include <thread>
 #include <vector>
 
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include "model/gloo_communicator.hpp"
 
 using namespace vllm;
@@ -114,4 +117,43 @@ TEST_CASE("gloo: a missing peer is a CollectiveError naming the key, not a hang"
   CHECK_THROWS_AS(GlooCommunicator(store, options), std::invalid_argument);
 
   CHECK_THROWS_AS(store.get("never", std::chrono::milliseconds(10)), CollectiveError);
+}
+
+TEST_CASE("gloo: ranks in two processes meet through a FileStore", "[parallel][gloo]") {
+  // The node agents' case: each rank in its own process, the store shared between them.
+  auto directory = std::filesystem::temp_directory_path() /
+                   ("vllm-gloo-processes-" + std::to_string(::getpid()));
+  std::filesystem::remove_all(directory);
+  auto run_rank = [&](int rank) {
+    FileStore store(directory);
+    GlooOptions options;
+    options.rank = rank;
+    options.size = 2;
+    options.prefix = "processes";
+    options.timeout = std::chrono::seconds(20);
+    GlooCommunicator communicator(store, options);
+    std::vector<float> data(1000, static_cast<float>(rank + 1));
+    communicator.all_reduce_sum(data);
+    std::vector<float> gathered(4);
+    std::vector<float> mine = {float(rank), float(rank * 10)};
+    communicator.all_gather(mine, gathered);
+    return data[0] == 3.0f && data[999] == 3.0f &&
+           gathered == std::vector<float>{0.0f, 0.0f, 1.0f, 10.0f};
+  };
+  const pid_t child = ::fork();
+  REQUIRE(child >= 0);
+  if (child == 0) {
+    bool ok = false;
+    try {
+      ok = run_rank(1);
+    } catch (...) {
+    }
+    ::_exit(ok ? 0 : 1);
+  }
+  CHECK(run_rank(0));
+  int status = 0;
+  REQUIRE(::waitpid(child, &status, 0) == child);
+  CHECK(WIFEXITED(status));
+  CHECK(WEXITSTATUS(status) == 0);
+  std::filesystem::remove_all(directory);
 }
