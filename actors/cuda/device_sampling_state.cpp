@@ -116,6 +116,7 @@ DeviceSamplingBatch DeviceSamplingState::build(const SchedulerOutput& plan, int6
     d.top_k = p.top_k;
     d.top_p = p.top_p;
     d.min_p = p.min_p;
+    if (p.min_p > 0.0f) d.log_min_p = std::log(p.min_p);  // the CPU Sampler's rounding
     d.presence_penalty = p.presence_penalty;
     d.frequency_penalty = p.frequency_penalty;
     d.repetition_penalty = p.repetition_penalty;

@@ -224,7 +224,9 @@ __global__ void __launch_bounds__(kSamplerThreads) sampler_kernel(DeviceSampling
     uint32_t threshold = 0;  // kept: order_key(scaled logit) >= threshold
     if (params.min_p > 0.0f) {
       // p_t >= min_p * p_max  <=>  scaled_t >= scaled_max + log(min_p)
-      const float cut = scaled_max + logf(params.min_p);
+      const float log_min_p =
+          params.log_min_p == params.log_min_p ? params.log_min_p : logf(params.min_p);
+      const float cut = scaled_max + log_min_p;
       uint32_t local_min = UINT_MAX;
       for (int i = tid; i < vocab; i += kSamplerThreads) {
         const float v = scaled(i);

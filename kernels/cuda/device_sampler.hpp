@@ -24,6 +24,7 @@
 #include <cuda_runtime_api.h>
 
 #include <cstdint>
+#include <limits>
 
 namespace vllm::cuda {
 
@@ -35,6 +36,9 @@ struct DeviceSamplingParams {
   int32_t top_k = 0;         // <= 0 or >= vocab: off
   float top_p = 1.0f;        // >= 1: off
   float min_p = 0.0f;        // <= 0: off
+  // log(min_p) as the host's std::log rounds it, so the CPU and GPU cut at the same value; NaN:
+  // the kernel takes logf(min_p) (which may differ in the last bit).
+  float log_min_p = std::numeric_limits<float>::quiet_NaN();
   float presence_penalty = 0.0f;
   float frequency_penalty = 0.0f;
   float repetition_penalty = 1.0f;  // 1: off
