@@ -4,6 +4,8 @@
 
 #include <asio/co_spawn.hpp>
 
+#include "model/communicator.hpp"
+
 namespace vllm {
 
 PipelineWorker::PipelineWorker(asio::any_io_executor executor,
@@ -69,6 +71,7 @@ void PipelineWorker::end_turn(int32_t stage) {
 }
 
 asio::awaitable<StepResult> PipelineWorker::run(std::shared_ptr<const SchedulerOutput> plan) {
+  if (!broken_.empty()) throw CollectiveError(broken_);
   const uint64_t micro_batch = next_micro_batch_++;
   if (++in_flight_ > 1) num_overlapped_steps_.fetch_add(1);
   std::shared_ptr<const HostTensor> hidden;
@@ -100,6 +103,12 @@ asio::awaitable<StepResult> PipelineWorker::run(std::shared_ptr<const SchedulerO
       try {
         StageOutput output = co_await outputs[static_cast<size_t>(rank)].get();
         if (rank == 0) leader = std::move(output);
+      } catch (const CollectiveError& e) {
+        if (broken_.empty()) {
+          broken_ = "the tensor-parallel group of pipeline stage " + std::to_string(stage) +
+                    " failed (restart the engine): " + e.what();
+        }
+        if (!failure) failure = std::current_exception();
       } catch (...) {
         if (!failure) failure = std::current_exception();
       }

@@ -8,6 +8,9 @@
 // previous micro-batch has been handed to that stage, so the stages work on different
 // micro-batches at the same time. Micro-batches enter every stage in the order execute() was
 // called, on every rank of the stage alike (the ranks' collectives must pair up).
+//
+// A rank that fails with a CollectiveError leaves its TP group unusable (its peers wait on it
+// until their collective times out): from then on every step fails at once with that error.
 #pragma once
 
 #include <atomic>
@@ -60,6 +63,7 @@ class PipelineWorker final : public Actor, public Worker {
   std::vector<uint64_t> stage_turn_;  // the next micro-batch each stage takes
   std::vector<std::map<uint64_t, OneShot<void>>> stage_waiters_;
   int32_t in_flight_ = 0;
+  std::string broken_;  // set once a TP group failed: why
   std::atomic<int64_t> num_overlapped_steps_{0};
 };
 

@@ -21,9 +21,11 @@ namespace {
 
 constexpr int32_t kBlockSize = 4;
 
+// `context` must outlive the worker threads (one may still be inside a post() to it when run()
+// returns): tests declare it before their ThreadModel.
 template <class F>
-void run_async(F body) {
-  asio::io_context context;
+void run_async(asio::io_context& context, F body) {
+  context.restart();
   std::exception_ptr failure;
   asio::co_spawn(context, body(), [&](std::exception_ptr e) { failure = e; });
   context.run();
@@ -110,6 +112,7 @@ void append_samples(std::vector<Share>& batch, const StepResult& result) {
 TEST_CASE("pipeline worker: TP=2 x PP=2 with 4 micro-batches in flight equals one CPU worker",
           "[parallel][pipeline_worker]") {
   const LlamaWeights weights = test::random_weights(divisible_config(), 21);
+  asio::io_context context;
   ThreadModel threads(1);
   LocalPipelineConfig config;
   config.tensor_parallel_size = 2;
@@ -128,7 +131,7 @@ TEST_CASE("pipeline worker: TP=2 x PP=2 with 4 micro-batches in flight equals on
                                   std::vector<int32_t>{}, single_config);
 
   auto expected = micro_batches(), got = micro_batches();
-  run_async([&]() -> asio::awaitable<void> {
+  run_async(context, [&]() -> asio::awaitable<void> {
     for (int step = 0; step < 3; ++step) {  // prefill, then two decode steps
       for (auto& batch : expected) append_samples(batch, co_await single->execute(plan_of(batch)));
       std::vector<asio::awaitable<StepResult>> in_flight;
@@ -153,6 +156,7 @@ TEST_CASE("pipeline worker: a layout that does not fit the model is refused befo
   nine_heads.num_attention_heads = 9;
   nine_heads.num_key_value_heads = 3;
   const LlamaWeights weights = test::random_weights(nine_heads, 1);
+  asio::io_context context;
   ThreadModel threads(1);
   LocalPipelineConfig config;
   config.tensor_parallel_size = 2;
@@ -170,7 +174,8 @@ TEST_CASE("pipeline worker: a layout that does not fit the model is refused befo
 namespace {
 
 // Every request's greedy tokens through a SchedulerActor over `worker`, all submitted at once.
-std::vector<std::vector<int32_t>> serve(ThreadModel& threads, std::shared_ptr<Worker> worker,
+std::vector<std::vector<int32_t>> serve(asio::io_context& context, ThreadModel& threads,
+                                        std::shared_ptr<Worker> worker,
                                         int32_t max_steps_in_flight) {
   SchedulerConfig config;
   config.max_num_batched_tokens = 24;  // prompts arrive in several chunks and steps
@@ -179,7 +184,7 @@ std::vector<std::vector<int32_t>> serve(ThreadModel& threads, std::shared_ptr<Wo
   auto scheduler = std::make_shared<SchedulerActor>(threads.frontend(), Scheduler(config, kv),
                                                     worker, max_steps_in_flight);
   std::vector<std::vector<int32_t>> outputs(16);
-  run_async([&]() -> asio::awaitable<void> {
+  run_async(context, [&]() -> asio::awaitable<void> {
     std::vector<asio::awaitable<void>> clients;
     for (int i = 0; i < 16; ++i) {
       clients.push_back(
@@ -213,6 +218,7 @@ std::vector<std::vector<int32_t>> serve(ThreadModel& threads, std::shared_ptr<Wo
 TEST_CASE("pipeline worker: the scheduler keeps 2 steps in flight through PP=2, same tokens",
           "[parallel][pipeline_worker]") {
   const LlamaWeights weights = test::random_weights(divisible_config(), 22);
+  asio::io_context context;
   ThreadModel threads(1);
   CpuWorkerConfig single_config;
   single_config.block_size = kBlockSize;
@@ -220,14 +226,14 @@ TEST_CASE("pipeline worker: the scheduler keeps 2 steps in flight through PP=2, 
   auto single =
       std::make_shared<CpuWorker>(threads.add_dedicated_thread("single"), LlamaModel(weights),
                                   std::vector<int32_t>{}, single_config);
-  const auto expected = serve(threads, single, 1);
+  const auto expected = serve(context, threads, single, 1);
 
   LocalPipelineConfig config;
   config.pipeline_parallel_size = 2;
   config.block_size = kBlockSize;
   config.num_kv_blocks_override = 128;
   auto pipeline = make_local_pipeline_worker(threads, threads.frontend(), weights, {}, config);
-  const auto got = serve(threads, pipeline, 2);
+  const auto got = serve(context, threads, pipeline, 2);
   CHECK(got == expected);
   for (const auto& tokens : got) CHECK(tokens.size() == 6);
   // Prefill chunks of waiting requests were planned while earlier steps ran.
