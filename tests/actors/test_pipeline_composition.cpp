@@ -131,7 +131,6 @@ TEST_CASE("pipeline composition: hidden states flow through 3 stages; 6 micro-ba
   const auto order = layout.ranks[0]->seen();
   CHECK(order == std::vector<std::string>{"m0", "m1", "m2", "m3", "m4", "m5"});
   for (const auto& rank : layout.ranks) CHECK(rank->seen() == order);
-  CHECK(layout.pipeline->num_overlapped_steps() >= 5);
 }
 
 TEST_CASE("pipeline composition: a failed TP group fails every later step at once",
