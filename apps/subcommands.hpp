@@ -13,6 +13,10 @@ using Args = std::vector<std::string>;
 int run_generate(const Args& args);
 // vllm-cpp serve [MODEL] [--port 8000 ...]: the OpenAI-compatible server
 int run_serve(const Args& args);
+// vllm-cpp node --listen HOST:PORT: a node agent serving its workers over RPC
+int run_node(const Args& args);
+// vllm-cpp cluster up|down MANIFEST: a whole cluster (node agents + head) from one manifest
+int run_cluster(const Args& args);
 // vllm-cpp bench serve --base-url URL ...: load generator against an OpenAI-compatible server
 int run_bench(const Args& args);
 

@@ -39,6 +39,7 @@ asio::awaitable<std::shared_ptr<Worker>> open_remote_worker(const RemoteLayout& 
                               std::to_string(layout.ranks.size()));
   }
   WorkerSpec base = worker_spec_for(launch);
+  base.num_cpu_threads = layout.num_cpu_threads;
   if (tp * pp == 1) {
     base.device_index = layout.ranks[0].device_index;
     auto opening = layout.ranks[0].node->open_worker(base);

@@ -29,6 +29,7 @@ struct RemoteLayout {
   // In world-rank order (pp_rank * tp + tp_rank); tp * pp of them.
   std::vector<RankPlacement> ranks;
   std::chrono::milliseconds collective_timeout{60000};
+  int32_t num_cpu_threads = 0;  // each agent's forward threads; 0: all its cores
 };
 
 // The KV blocks every rank of the layout can hold in `bytes_per_rank` (the minimum over ranks:

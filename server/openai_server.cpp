@@ -220,7 +220,15 @@ asio::awaitable<void> OpenAiServer::serve(HttpRequest request, HttpReply reply) 
       method_check(get);
       if (shutting_down_) throw HttpError(503, "the server is shutting down");
       if (auto unhealthy = engine_.health_error()) throw HttpError(503, *unhealthy);
-      reply.send(200, "", "text/plain");
+      if (options_.backend_status) {
+        const BackendStatus status = options_.backend_status();
+        Json body{{"status", status.ok ? "ok" : "degraded"},
+                  {"nodes", Json::parse(status.nodes_json.empty() ? "[]" : status.nodes_json)}};
+        if (!status.ok) body["error"] = status.problem;
+        reply.send(status.ok ? 200 : 503, dump_json(body));
+      } else {
+        reply.send(200, "", "text/plain");
+      }
     } else if (path == "/version") {
       method_check(get);
       reply.send(200, dump_json(Json{{"version", kVersion}}));
@@ -234,6 +242,10 @@ asio::awaitable<void> OpenAiServer::serve(HttpRequest request, HttpReply reply) 
     } else if (path == "/v1/completions" || path == "/v1/chat/completions") {
       method_check(post);
       if (shutting_down_) throw HttpError(503, "the server is shutting down");
+      if (options_.backend_status) {
+        const BackendStatus status = options_.backend_status();
+        if (!status.ok) throw HttpError(503, status.problem);
+      }
       const Json body = parse_json_body(request.body);
       if (path == "/v1/completions") {
         co_await completions(body, reply);

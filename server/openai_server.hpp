@@ -7,6 +7,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <random>
 #include <string>
@@ -20,8 +21,18 @@
 
 namespace vllm::server {
 
+// The state of the workers behind the engine when they are remote (a cluster's nodes).
+struct BackendStatus {
+  bool ok = true;
+  std::string problem;     // why not ok: new generation requests get 503 with it
+  std::string nodes_json;  // a JSON array, one object per node, for /health
+};
+
 struct OpenAiServerOptions {
   std::string api_key;  // non-empty: /v1/* needs "Authorization: Bearer <api_key>"
+  // Set: /health answers JSON naming each node (503 while one is down) and generation requests
+  // are refused with 503 while !ok.
+  std::function<BackendStatus()> backend_status;
 };
 
 class OpenAiServer {

@@ -87,7 +87,8 @@ int serve(EngineArgs engine_args, ServeOptions options) {
     engine = co_await Engine::create(engine_args);
     if (stopping) co_return;
     const EngineArgs& resolved = engine->args();
-    api = std::make_unique<OpenAiServer>(*engine, io_context, OpenAiServerOptions{options.api_key});
+    api = std::make_unique<OpenAiServer>(
+        *engine, io_context, OpenAiServerOptions{options.api_key, options.backend_status});
     http = std::make_unique<HttpServer>(io_context, options.http,
                                         [server = api.get()](HttpRequest request, HttpReply reply) {
                                           server->handle(std::move(request), std::move(reply));

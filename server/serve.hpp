@@ -4,10 +4,12 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <string>
 
 #include "engine/engine_args.hpp"
 #include "server/http_server.hpp"
+#include "server/openai_server.hpp"
 
 namespace vllm::server {
 
@@ -16,6 +18,7 @@ struct ServeOptions {
   std::string api_key;  // empty: no authentication
   std::chrono::milliseconds shutdown_timeout{30000};
   std::chrono::milliseconds stats_log_interval{10000};
+  std::function<BackendStatus()> backend_status;  // remote workers: see OpenAiServerOptions
 };
 
 // Returns the process exit code (0 after a clean shutdown, 1 when startup fails).
