@@ -755,7 +755,11 @@ const std::string& CompletionStream::request_id() const {
 
 asio::awaitable<std::optional<TokenDelta>> CompletionStream::next() {
   auto delta = co_await state_->run->deltas.next();
-  if (!delta) state_->ended = true;
+  if (!delta) {
+    state_->ended = true;
+    // As generate(): a request whose step failed (e.g. its node went down) ends in an error.
+    if (state_->run->error) throw EngineUnavailableError(*state_->run->error);
+  }
   co_return delta;
 }
 

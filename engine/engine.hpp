@@ -100,7 +100,8 @@ class EngineUnavailableError : public std::runtime_error {
 class Engine;
 
 // An async stream of one request's deltas: `while (auto d = co_await s.next())`. Ends after the
-// event that carries usage. Destroying it before the end aborts the request.
+// event that carries usage; when the request failed (its model step failed), that end throws
+// EngineUnavailableError with the reason. Destroying it before the end aborts the request.
 class CompletionStream {
  public:
   CompletionStream(CompletionStream&&) noexcept;

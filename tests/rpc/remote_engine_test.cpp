@@ -103,6 +103,7 @@ TEST_CASE("a node that goes away fails its requests and is reported down", "[rpc
   std::chrono::steady_clock::duration failed_after{};
   NodeHealth health_after;
   std::string new_request_error;
+  std::string stream_error;
   test::run_async([&]() -> asio::awaitable<void> {
     co_await node->connect(5s);
     Engine engine = co_await Engine::create(remote_args(node));
@@ -117,8 +118,12 @@ TEST_CASE("a node that goes away fails its requests and is reported down", "[rpc
     got_first = first.has_value();
     const auto killed_at = std::chrono::steady_clock::now();
     agent->stop();  // the agent goes away mid-stream
-    while (auto delta = co_await stream.next()) {
-      if (delta->finish_reason) finish = delta->finish_reason;
+    try {
+      while (auto delta = co_await stream.next()) {
+        if (delta->finish_reason) finish = delta->finish_reason;
+      }
+    } catch (const EngineUnavailableError& e) {
+      stream_error = e.what();
     }
     failed_after = std::chrono::steady_clock::now() - killed_at;
     health_after = node->health();
@@ -135,6 +140,8 @@ TEST_CASE("a node that goes away fails its requests and is reported down", "[rpc
   CHECK(got_first);
   CHECK(failed_after < 5s);
   CHECK(finish == std::optional<std::string>("abort"));
+  INFO(stream_error);
+  CHECK(stream_error.find("node 'node-b'") != std::string::npos);
   CHECK(health_after.state == NodeState::kDown);
   INFO(health_after.error);
   CHECK((health_after.error.find("closed") != std::string::npos ||
