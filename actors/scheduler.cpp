@@ -208,7 +208,11 @@ SchedulerOutput Scheduler::schedule() {
     if (remaining > 1) prefill_budget -= num_new_tokens;
   }
 
-  // 3. The plan; its tokens count as computed from now on.
+  // 3. The plan; its tokens count as computed from now on. One-token rows (decodes) go first:
+  // backends run a leading run of one-token rows through their decode kernel, so a request's
+  // decode step takes the same arithmetic whatever else shares the step (batch invariance).
+  std::stable_partition(planned.begin(), planned.end(),
+                        [](const Planned& plan) { return plan.num_new_tokens == 1; });
   output.requests.reserve(planned.size());
   for (const Planned& plan : planned) {
     Request& request = *plan.request;

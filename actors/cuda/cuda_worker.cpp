@@ -24,7 +24,16 @@ std::string describe_device() {
   return "cuda:" + std::to_string(device) + " (" + props.name + ")";
 }
 
-int64_t blocks_for_device(const CudaLlamaModel& model, const CudaWorkerConfig& config) {
+int64_t free_device_memory() {
+  size_t free_bytes = 0, total_bytes = 0;
+  cuda::check_cuda(cudaMemGetInfo(&free_bytes, &total_bytes), "cudaMemGetInfo");
+  return static_cast<int64_t>(free_bytes);
+}
+
+// As vLLM: gpu_memory_utilization is this instance's share of the device (weights, activations,
+// KV cache), whatever other processes hold; and never more than is free.
+int64_t blocks_for_device(const CudaLlamaModel& model, const CudaWorkerConfig& config,
+                          int64_t free_before_load) {
   if (config.num_kv_blocks_override > 0) return config.num_kv_blocks_override;
   if (!(config.gpu_memory_utilization > 0.0 && config.gpu_memory_utilization <= 1.0)) {
     throw std::invalid_argument("gpu_memory_utilization must be in (0, 1], got " +
@@ -33,9 +42,12 @@ int64_t blocks_for_device(const CudaLlamaModel& model, const CudaWorkerConfig& c
   size_t free_bytes = 0, total_bytes = 0;
   cuda::check_cuda(cudaMemGetInfo(&free_bytes, &total_bytes), "cudaMemGetInfo");
   const auto total = static_cast<int64_t>(total_bytes);
-  const int64_t used = total - static_cast<int64_t>(free_bytes);  // weights, buffers, others
+  const auto free_now = static_cast<int64_t>(free_bytes);
+  const int64_t used = free_before_load - free_now;  // this worker's weights and buffers
   const int64_t budget =
-      static_cast<int64_t>(static_cast<double>(total) * config.gpu_memory_utilization) - used -
+      std::min(
+          static_cast<int64_t>(static_cast<double>(total) * config.gpu_memory_utilization) - used,
+          free_now) -
       kActivationMarginBytes;
   const int64_t block_bytes = model.kv_block_bytes(config.block_size);
   if (budget < block_bytes) {
@@ -43,7 +55,8 @@ int64_t blocks_for_device(const CudaLlamaModel& model, const CudaWorkerConfig& c
         "not enough device memory for a KV cache: gpu_memory_utilization " +
         std::to_string(config.gpu_memory_utilization) + " of " + std::to_string(total >> 20) +
         " MiB leaves " + std::to_string(budget >> 20) + " MiB after " + std::to_string(used >> 20) +
-        " MiB in use (weights, activations) and a " + std::to_string(kActivationMarginBytes >> 20) +
+        " MiB used by this engine (weights, activations) and a " +
+        std::to_string(kActivationMarginBytes >> 20) +
         " MiB margin; raise --gpu-memory-utilization or lower --max-num-batched-tokens");
   }
   return budget / block_bytes;
@@ -54,6 +67,7 @@ int64_t blocks_for_device(const CudaLlamaModel& model, const CudaWorkerConfig& c
 CudaWorker::CudaWorker(asio::any_io_executor executor, LlamaWeights weights,
                        std::vector<int32_t> eos_token_ids, const CudaWorkerConfig& config)
     : Actor(std::move(executor), "cuda-worker"),
+      free_before_load_(free_device_memory()),
       model_(std::move(weights), config.dtype, config.max_num_batched_tokens),
       sampler_(std::move(eos_token_ids), config.seed, model_.config().vocab_size),
       block_size_(config.block_size),
@@ -65,7 +79,7 @@ CudaWorker::CudaWorker(asio::any_io_executor executor, LlamaWeights weights,
     throw std::invalid_argument("block_size must be positive, got " +
                                 std::to_string(config.block_size));
   }
-  model_.allocate_kv_cache(blocks_for_device(model_, config), config.block_size);
+  model_.allocate_kv_cache(blocks_for_device(model_, config, free_before_load_), config.block_size);
   cuda::check_cuda(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking),
                    "cudaStreamCreateWithFlags");
   if (inject_fault_.kind != CudaFaultKind::kNone) {

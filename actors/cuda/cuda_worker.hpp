@@ -75,6 +75,7 @@ class CudaWorker final : public Actor, public Worker {
   // Logs a failed step, marks the worker failed when the CUDA context is unusable, rethrows.
   [[noreturn]] void fail_step(std::exception_ptr failure);
 
+  int64_t free_before_load_;  // device memory free before this worker allocated anything
   CudaLlamaModel model_;
   DeviceStepSampler sampler_;
   int32_t block_size_;

@@ -64,7 +64,10 @@ asio::awaitable<void> await_stream(cudaStream_t stream) {
           asio::use_awaitable);
   if (status != cudaSuccess) throw CudaError(status, "awaited CUDA stream failed");
   // A launch error left on this thread by an earlier kernel launch also belongs to this wait.
-  check_cuda(cudaStreamQuery(stream), "awaited CUDA stream failed");
+  // cudaErrorNotReady is no error: the driver may not have returned from our callback yet (the
+  // coroutine resumes as soon as it posts), and the caller may have queued more work meanwhile.
+  const cudaError_t query = cudaStreamQuery(stream);
+  if (query != cudaErrorNotReady) check_cuda(query, "awaited CUDA stream failed");
 }
 
 asio::awaitable<void> await_event(cudaEvent_t event) {

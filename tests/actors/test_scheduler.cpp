@@ -124,21 +124,22 @@ TEST_CASE("the flat batch of a hand-computed two-request plan", "[actors]") {
   scheduler.add_request(make_request("a", {10, 11, 12, 13, 14, 15}, 4));
   scheduler.add_request(make_request("b", {20, 21, 22}, 4));
 
-  // Step 1: a's whole prompt (blocks 0, 1) and the first token of b's (block 2).
+  // Step 1: a's whole prompt (blocks 0, 1) and the first token of b's (block 2). One-token
+  // rows lead the plan, so b's single token comes first.
   SchedulerOutput plan = scheduler.schedule();
   ForwardBatch batch = make_forward_batch(plan, 4);
-  CHECK(batch.token_ids == std::vector<int32_t>{10, 11, 12, 13, 14, 15, 20});
-  CHECK(batch.positions == std::vector<int32_t>{0, 1, 2, 3, 4, 5, 0});
-  CHECK(batch.query_start_loc == std::vector<int32_t>{0, 6, 7});
-  CHECK(batch.seq_lens == std::vector<int32_t>{6, 1});
+  CHECK(batch.token_ids == std::vector<int32_t>{20, 10, 11, 12, 13, 14, 15});
+  CHECK(batch.positions == std::vector<int32_t>{0, 0, 1, 2, 3, 4, 5});
+  CHECK(batch.query_start_loc == std::vector<int32_t>{0, 1, 7});
+  CHECK(batch.seq_lens == std::vector<int32_t>{1, 6});
   CHECK(batch.max_blocks_per_seq == 2);
-  CHECK(batch.block_tables == std::vector<int32_t>{0, 1, 2, 0});
-  CHECK(batch.slot_mapping == std::vector<int64_t>{0, 1, 2, 3, 4, 5, 8});
-  CHECK(batch.logits_indices == std::vector<int32_t>{5});  // b is mid-prefill: no sample
+  CHECK(batch.block_tables == std::vector<int32_t>{2, 0, 0, 1});
+  CHECK(batch.slot_mapping == std::vector<int64_t>{8, 0, 1, 2, 3, 4, 5});
+  CHECK(batch.logits_indices == std::vector<int32_t>{6});  // b is mid-prefill: no sample
   CHECK(batch.num_seqs() == 2);
-  CHECK_FALSE(plan.requests[1].samples);
-  CHECK(plan.requests[0].prompt_token_ids == std::vector<int32_t>{10, 11, 12, 13, 14, 15});
-  CHECK(plan.requests[0].output_token_ids.empty());
+  CHECK_FALSE(plan.requests[0].samples);
+  CHECK(plan.requests[1].prompt_token_ids == std::vector<int32_t>{10, 11, 12, 13, 14, 15});
+  CHECK(plan.requests[1].output_token_ids.empty());
   SampleLogprobs logprobs{.logprob = -0.5f, .rank = 1};
   std::vector<RequestSample> sampled = {{"a", 99, logprobs}};
   auto updates = scheduler.update_from_output(sampled);
@@ -255,6 +256,26 @@ TEST_CASE("max_prefill_tokens_per_decode bounds a long prompt's share of a mixed
   driver.run_to_completion();
   CHECK(driver.tokens["long"] ==
         reference_tokens(long_prompt, {.max_tokens = 4, .ignore_eos = true}, {0}, 4096, kVocab));
+  check_no_blocks_held(scheduler);
+}
+
+TEST_CASE("a plan lists one-token rows (decodes) before prefill chunks", "[actors]") {
+  Scheduler scheduler({.max_num_batched_tokens = 64, .long_prefill_token_threshold = 32},
+                      {.num_blocks = 64, .block_size = 16});
+  std::mt19937 rng(8);
+  scheduler.add_request(make_request("long", random_tokens(rng, 150), 4));
+  scheduler.add_request(make_request("short", random_tokens(rng, 3), 8));
+  Driver driver(scheduler);
+  SchedulerOutput first = driver.step();  // "long" 32 of 150, "short" its 3
+  REQUIRE(first.requests.size() == 2);
+  CHECK(first.requests[0].request_id == "long");
+  SchedulerOutput plan = driver.step();  // "long" 32 more (running first), "short" decodes
+  REQUIRE(plan.requests.size() == 2);
+  CHECK(plan.requests[0].request_id == "short");
+  CHECK(plan.requests[0].num_scheduled_tokens() == 1);
+  CHECK(plan.requests[1].request_id == "long");
+  CHECK(plan.requests[1].num_scheduled_tokens() == 32);
+  driver.run_to_completion();
   check_no_blocks_held(scheduler);
 }
 

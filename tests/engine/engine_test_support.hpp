@@ -30,6 +30,7 @@ inline bool full_acceptance() {
 inline EngineArgs small_engine_args() {
   EngineArgs args;
   args.model = bundled_model_path().string();
+  args.device = "cpu";  // the CPU serving core, also on a machine with a GPU
   args.kv_cache_memory_bytes = int64_t{256} << 20;
   args.max_num_batched_tokens = 512;
   return args;
