@@ -16,7 +16,8 @@ set -uo pipefail
 cd "$(dirname "$0")/../.."
 stage="${1:-gpu}"
 carry="${CARRY:-.carry}"
-for packed in "$carry"/lib/*.xz; do [ -f "$packed" ] && xz -d -k -f "$packed"; done
+for packed in "$carry"/lib/*.xz "$carry"/bin/*.xz; do [ -f "$packed" ] && xz -d -k -f "$packed"; done
+chmod +x "$carry"/bin/* 2>/dev/null
 export LD_LIBRARY_PATH="$PWD/$carry/lib:${LD_LIBRARY_PATH:-}"
 export VLLM_CPP_SOURCE_DIR="$PWD"
 export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
@@ -69,17 +70,25 @@ fi
 if [ "$stage" = model ]; then
   if [ ! -f "${VLLM_CPP_MODEL:-}" ]; then echo "model stage: set VLLM_CPP_MODEL"; exit 2; fi
   # The CPU serving-core acceptance at full size, on 2 pinned cores, beside the GPU work.
-  (VLLM_CPP_FULL_ACCEPTANCE=1 VLLM_CPP_NUM_THREADS=2 taskset -c 0,1 "$bin/test_engine" \
-     "~[cuda]" -s >"$out/cpu_full_acceptance.log" 2>&1; echo "rc=$?" >>"$out/cpu_full_acceptance.log") &
+  (VLLM_CPP_FULL_ACCEPTANCE=1 VLLM_CPP_NUM_THREADS=2 timeout 560 taskset -c 0,1 \
+     "$bin/test_engine" "batch invariance*,preemption*,chunked prefill*" \
+     >"$out/cpu_full_acceptance.log" 2>&1; echo "rc=$?" >>"$out/cpu_full_acceptance.log") &
   cpu_pid=$!
-  run engine_cuda taskset -c 2-15 "$bin/test_engine" "[cuda]"
+  run engine_cuda taskset -c 2-15 timeout 200 "$bin/test_engine" "[cuda]"
+  if [ -z "${SKIP_HF:-}" ]; then
+    run hf_reference taskset -c 2-15 python3 bench/gpu/hf_compare.py /tmp/hf
+    VLLM_CPP_HF_DIR=/tmp/hf run hf_compare taskset -c 2-15 "$bin/test_engine" "[hf]"
+    grep -h "transformers bf16" "$out/hf_reference.log"
+    grep -h "worst last-position" -A3 "$out/hf_compare.log" | tr -s ' \n' ' ' | sed 's/$/\n/'
+  fi
   mkdir -p /tmp/vbuild/apps && ln -sf "$bin/vllm-cpp" /tmp/vbuild/apps/vllm-cpp
   if [ -d .whl ]; then
     python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
       --target /tmp/site .whl/*.whl && export PYTHONPATH=/tmp/site
   fi
   VLLM_CPP_BUILD=/tmp/vbuild VLLM_CPP_SERVE_ARGS="--device cuda --gpu-memory-utilization 0.3" \
-    run pytest_gpu_server taskset -c 2-15 python3 -m pytest -q -x tests/python -p no:cacheprovider
+    run pytest_gpu_server taskset -c 2-15 timeout 240 python3 -m pytest -q tests/python \
+      -p no:cacheprovider
   run smollm2_latency taskset -c 2-15 "$bin/vllm-cpp" bench latency --model "$VLLM_CPP_MODEL" \
     --device cuda --input-len 128 --output-len 64
   run smollm2_throughput taskset -c 2-15 "$bin/vllm-cpp" bench throughput \
