@@ -9,6 +9,7 @@
 #include <kj/async-io.h>
 #include <kj/debug.h>
 
+#include "rpc/kv_replay.hpp"
 #include "rpc/plan_codec.hpp"
 #include "rpc/remote_worker.hpp"
 #include "rpc/rendezvous_service.hpp"
@@ -39,6 +40,7 @@ struct Connection {
 struct WorkerSlot {
   WorkerSpec spec;
   kj::Maybe<wire::Worker::Client> worker;  // none while the node is down or reopening
+  uint64_t epoch = 0;                      // bumped when a restarted agent reopens it
 };
 
 int64_t count_ms(std::chrono::milliseconds ms) {
@@ -191,7 +193,10 @@ struct NodeClient::Link final : kj::TaskSet::ErrorHandler {
         const uint64_t slot_id = id;
         opening.add(request.send().then([this, slot_id](auto response) {
           auto it = slots.find(slot_id);
-          if (it != slots.end()) it->second.worker = response.getWorker();
+          if (it != slots.end()) {
+            it->second.worker = response.getWorker();
+            ++it->second.epoch;
+          }
         }));
       }
     }
@@ -323,7 +328,7 @@ asio::awaitable<std::pair<uint64_t, RemoteWorkerInfo>> NodeClient::open(
         return link->calls->wrap(request.send())
             .then([link, spec](capnp::Response<wire::NodeAgent::OpenWorkerResults> response) {
               const uint64_t id = link->next_slot++;
-              link->slots[id] = WorkerSlot{spec, response.getWorker()};
+              link->slots[id] = WorkerSlot{spec, response.getWorker(), 0};
               RemoteWorkerInfo info;
               info.num_kv_blocks = response.getInfo().getNumKvBlocks();
               info.device_name = response.getInfo().getDeviceName().cStr();
@@ -340,9 +345,11 @@ asio::awaitable<std::pair<uint64_t, RemoteWorkerInfo>> NodeClient::open(
 }
 
 asio::awaitable<std::shared_ptr<RemoteWorker>> NodeClient::open_worker(WorkerSpec spec) {
+  const int32_t block_size = spec.block_size;
   auto opening = open(std::move(spec), nullptr);
   auto opened = co_await std::move(opening);
-  co_return std::make_shared<RemoteWorker>(shared_from_this(), opened.first, opened.second);
+  co_return std::make_shared<RemoteWorker>(shared_from_this(), opened.first, opened.second,
+                                           block_size);
 }
 
 asio::awaitable<std::shared_ptr<RemoteStageWorker>> NodeClient::open_stage_worker(
@@ -383,7 +390,8 @@ void NodeClient::close() {
 
 asio::awaitable<StageOutput> NodeClient::execute(uint64_t slot,
                                                  std::shared_ptr<const SchedulerOutput> plan,
-                                                 std::shared_ptr<const HostTensor> hidden_states) {
+                                                 std::shared_ptr<const HostTensor> hidden_states,
+                                                 std::shared_ptr<KvReplay> replay) {
   if (health().state != NodeState::kUp) {
     std::string message;
     {
@@ -396,8 +404,8 @@ asio::awaitable<StageOutput> NodeClient::execute(uint64_t slot,
   Link* link = link_;
   auto self = shared_from_this();
   // Issued before the first suspension: steps sent one after the other keep their order.
-  auto step = loop_->ask<StageOutput>([self, link, slot, plan,
-                                       hidden_states](KjContext&) -> kj::Promise<StageOutput> {
+  auto step = loop_->ask<StageOutput>([self, link, slot, plan, hidden_states,
+                                       replay](KjContext&) -> kj::Promise<StageOutput> {
     auto it = link->slots.find(slot);
     wire::Worker::Client* worker = nullptr;
     if (it != link->slots.end()) {
@@ -408,8 +416,17 @@ asio::awaitable<StageOutput> NodeClient::execute(uint64_t slot,
     if (link->state != NodeState::kUp || worker == nullptr) {
       return KJ_EXCEPTION(DISCONNECTED, kj::str(link->down_message().c_str()));
     }
+    const uint64_t epoch = it->second.epoch;
+    std::shared_ptr<const SchedulerOutput> sent = plan;
+    if (replay) {
+      try {
+        sent = replay->prepare(plan, epoch);
+      } catch (const std::exception& e) {
+        return KJ_EXCEPTION(FAILED, kj::str(link->label().c_str(), ": ", e.what()));
+      }
+    }
     auto request = worker->executeRequest();
-    write_plan(*plan, request.initPlan());
+    write_plan(*sent, request.initPlan());
     if (hidden_states) {
       auto tensor = request.initHiddenIn();
       auto shape = tensor.initShape(static_cast<unsigned>(hidden_states->shape.size()));
@@ -426,8 +443,10 @@ asio::awaitable<StageOutput> NodeClient::execute(uint64_t slot,
     const uint64_t generation = link->generation;
     return link->calls->wrap(request.send())
         .then(
-            [hidden_states](capnp::Response<wire::Worker::ExecuteResults> response)
+            [hidden_states, replay, sent,
+             epoch](capnp::Response<wire::Worker::ExecuteResults> response)
                 -> kj::Promise<StageOutput> {
+              if (replay) replay->committed(*sent, epoch);
               StageOutput output;
               output.step.samples = read_samples(response.getSamples());
               if (response.hasHiddenOut() && response.getHiddenOut().getData().size() > 0) {

@@ -26,6 +26,7 @@ namespace vllm::rpc {
 class RemoteWorker;
 class RemoteStageWorker;
 class RendezvousService;
+class KvReplay;
 
 // A step or call sent to a node that is down (dead, unreachable or reconnecting).
 class NodeDownError : public RpcError {
@@ -95,7 +96,8 @@ class NodeClient : public std::enable_shared_from_this<NodeClient> {
   asio::awaitable<std::pair<uint64_t, RemoteWorkerInfo>> open(
       WorkerSpec spec, std::shared_ptr<RendezvousService> rendezvous);
   asio::awaitable<StageOutput> execute(uint64_t slot, std::shared_ptr<const SchedulerOutput> plan,
-                                       std::shared_ptr<const HostTensor> hidden_states);
+                                       std::shared_ptr<const HostTensor> hidden_states,
+                                       std::shared_ptr<KvReplay> replay);
   asio::awaitable<void> release_worker(uint64_t slot, std::chrono::milliseconds timeout);
 
   std::shared_ptr<KjLoop> loop_;

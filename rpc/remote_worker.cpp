@@ -1,18 +1,24 @@
 #include "rpc/remote_worker.hpp"
 
 #include <asio/co_spawn.hpp>
+
 #include <asio/detached.hpp>
+#include "rpc/kv_replay.hpp"
 
 namespace vllm::rpc {
 
-RemoteWorker::RemoteWorker(std::shared_ptr<NodeClient> node, uint64_t slot, RemoteWorkerInfo info)
-    : node_(std::move(node)), slot_(slot), info_(std::move(info)) {}
+RemoteWorker::RemoteWorker(std::shared_ptr<NodeClient> node, uint64_t slot, RemoteWorkerInfo info,
+                           int32_t block_size)
+    : node_(std::move(node)),
+      slot_(slot),
+      info_(std::move(info)),
+      replay_(std::make_shared<KvReplay>(block_size)) {}
 
 RemoteWorker::~RemoteWorker() = default;
 
 asio::awaitable<StepResult> RemoteWorker::execute(std::shared_ptr<const SchedulerOutput> plan) {
   if (stopped_) throw ActorStoppedError("the remote worker on " + device_name() + " is stopped");
-  auto step = node_->execute(slot_, std::move(plan), nullptr);
+  auto step = node_->execute(slot_, std::move(plan), nullptr, replay_);
   StageOutput output = co_await std::move(step);
   co_return std::move(output.step);
 }
@@ -40,7 +46,7 @@ asio::awaitable<StageOutput> RemoteStageWorker::execute(
     std::shared_ptr<const SchedulerOutput> plan, std::shared_ptr<const HostTensor> hidden_states) {
   if (stopped_)
     throw ActorStoppedError("the remote stage worker on " + device_name() + " is stopped");
-  return node_->execute(slot_, std::move(plan), std::move(hidden_states));
+  return node_->execute(slot_, std::move(plan), std::move(hidden_states), nullptr);
 }
 
 asio::awaitable<void> RemoteStageWorker::stop() {

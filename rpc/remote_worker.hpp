@@ -19,7 +19,8 @@ namespace vllm::rpc {
 class RemoteWorker final : public Worker {
  public:
   // Made by NodeClient::open_worker; `slot` names the worker in the node's link.
-  RemoteWorker(std::shared_ptr<NodeClient> node, uint64_t slot, RemoteWorkerInfo info);
+  RemoteWorker(std::shared_ptr<NodeClient> node, uint64_t slot, RemoteWorkerInfo info,
+               int32_t block_size);
   ~RemoteWorker() override;
 
   asio::awaitable<StepResult> execute(std::shared_ptr<const SchedulerOutput> plan) override;
@@ -35,6 +36,7 @@ class RemoteWorker final : public Worker {
   std::shared_ptr<NodeClient> node_;
   uint64_t slot_;
   RemoteWorkerInfo info_;
+  std::shared_ptr<KvReplay> replay_;  // used on the KJ loop only
   std::atomic<bool> stopped_{false};
 };
 

@@ -11,8 +11,8 @@ namespace vllm::rpc::testing {
 
 class AgentThread {
  public:
-  explicit AgentThread(std::string name, int32_t num_devices = 1)
-      : agent_(NodeAgentOptions{name, "127.0.0.1", 0, num_devices}) {
+  explicit AgentThread(std::string name, int32_t num_devices = 1, uint16_t fixed_port = 0)
+      : agent_(NodeAgentOptions{name, "127.0.0.1", fixed_port, num_devices}) {
     std::promise<uint16_t> port;
     auto port_future = port.get_future();
     thread_ = std::thread([this, &port] {

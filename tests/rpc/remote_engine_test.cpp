@@ -151,4 +151,50 @@ TEST_CASE("a node that goes away fails its requests and is reported down", "[rpc
   CHECK(new_request_error.find("is down") != std::string::npos);
 }
 
+TEST_CASE("a restarted agent rejoins: the node is up again and cached prefixes stay right",
+          "[rpc][remote]") {
+  auto agent = std::make_unique<testing::AgentThread>("node-c");
+  const uint16_t port = agent->port();
+  auto loop = std::make_shared<KjLoop>("rpc-test");
+  auto node =
+      NodeClient::create(loop, {"node-c", "127.0.0.1", port}, HeartbeatOptions{100ms, 1000ms});
+  std::vector<int32_t> before, after;
+  NodeState while_down = NodeState::kUp;
+  bool came_back = false;
+  test::run_async([&]() -> asio::awaitable<void> {
+    co_await node->connect(5s);
+    EngineArgs args = remote_args(node);
+    Engine engine = co_await Engine::create(args);
+    SamplingParams params;
+    params.temperature = 0;
+    params.max_tokens = 6;
+    params.ignore_eos = true;
+    std::vector<int32_t> prompt;  // 3 full blocks: a prefix-cache hit the second time
+    for (int i = 0; i < 50; ++i) prompt.push_back(1000 + 37 * i);
+    auto first = co_await engine.generate(prompt, params);
+    before = first.outputs[0].token_ids;
+
+    agent->stop();
+    asio::steady_timer timer(co_await asio::this_coro::executor);
+    for (int i = 0; i < 100 && node->health().state == NodeState::kUp; ++i) {
+      timer.expires_after(20ms);
+      co_await timer.async_wait(asio::use_awaitable);
+    }
+    while_down = node->health().state;
+    agent = std::make_unique<testing::AgentThread>("node-c", 1, port);  // the same address
+    for (int i = 0; i < 500 && node->health().state != NodeState::kUp; ++i) {
+      timer.expires_after(20ms);
+      co_await timer.async_wait(asio::use_awaitable);
+    }
+    came_back = node->health().state == NodeState::kUp;
+    auto second = co_await engine.generate(prompt, params);
+    after = second.outputs[0].token_ids;
+    co_await engine.shutdown();
+  });
+  CHECK(while_down == NodeState::kDown);
+  CHECK(came_back);
+  CHECK(before.size() == 6);
+  CHECK(after == before);
+}
+
 }  // namespace vllm::rpc
