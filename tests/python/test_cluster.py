@@ -329,3 +329,54 @@ def test_bad_manifests_are_refused_before_anything_starts(tmp_path, case):
     assert time.time() - started < 30
     with __import__("socket").socket() as s:  # no agent took its port
         s.bind(("127.0.0.1", agent_port))
+
+
+def test_an_unreachable_agent_is_detected_by_its_heartbeat_and_rejoins(tmp_path):
+    """SIGSTOP makes the agent unreachable without closing its connection: only the heartbeat
+    deadline can notice. After SIGCONT the head reconnects, reopens the worker and serves again,
+    with the same greedy text as before (its prefix cache is recomputed on the fresh worker)."""
+    head_port = free_port()
+    manifest = write_manifest(tmp_path / "one.toml", head_port, [node_table("solo", free_port())],
+                              pp=1)
+    up = ClusterUp(manifest, tmp_path / "state.json")
+    base_url = f"http://127.0.0.1:{head_port}"
+    try:
+        up.wait_healthy(base_url)
+        api = openai.OpenAI(base_url=base_url + "/v1", api_key="unused", max_retries=0, timeout=60)
+        prompt = "The history of the printing press, in three sentences: " * 3
+        before = api.completions.create(model=MODEL_NAME, prompt=prompt, max_tokens=8,
+                                        temperature=0).choices[0].text
+        _, body = health(base_url)
+        agent = body["nodes"][0]["pid"]
+
+        stream = iter(api.completions.create(model=MODEL_NAME, prompt="Count:", max_tokens=900,
+                                             temperature=0, stream=True,
+                                             extra_body={"ignore_eos": True}))
+        next(stream)
+        os.kill(agent, signal.SIGSTOP)
+        stopped_at = time.time()
+        try:
+            with pytest.raises(openai.APIError) as failure:
+                for _ in stream:
+                    pass
+            assert time.time() - stopped_at < 5
+            assert "solo" in str(failure.value)
+            status, body = health(base_url)
+            assert status == 503 and body["nodes"][0]["state"] == "down"
+            assert "heartbeat" in body["nodes"][0]["error"]
+        finally:
+            os.kill(agent, signal.SIGCONT)
+
+        deadline = time.time() + 30
+        while time.time() < deadline and health(base_url)[0] != 200:
+            time.sleep(0.2)
+        status, body = health(base_url)
+        assert status == 200 and body["nodes"][0]["state"] == "up"
+        after = api.completions.create(model=MODEL_NAME, prompt=prompt, max_tokens=8,
+                                       temperature=0).choices[0].text
+        assert after == before
+    finally:
+        if up.proc.poll() is None:
+            up.proc.send_signal(signal.SIGTERM)
+            assert up.proc.wait(timeout=60) == 0
+        up.log.close()
