@@ -74,6 +74,7 @@ struct NodeClient::Link final : kj::TaskSet::ErrorHandler {
   std::map<uint64_t, WorkerSlot> slots;
   uint64_t next_slot = 1;
   std::vector<kj::Own<kj::PromiseFulfiller<void>>> waiting_up;
+  std::vector<std::weak_ptr<NodeClient>> peers;  // nodes whose ranks share a layout with ours
 
   kj::Own<Connection> connection;
   kj::Maybe<wire::NodeAgent::Client> agent;
@@ -124,7 +125,19 @@ struct NodeClient::Link final : kj::TaskSet::ErrorHandler {
     } else {  // a failed reconnection: keep why it went down first
       error = down_cause + "; reconnecting: " + reason;
     }
-    if (was_up) logger("rpc")->warn("{}", down_message());
+    if (was_up) {
+      logger("rpc")->warn("{}", down_message());
+      // The ranks that share a layout with this node's wait for it in their collectives: fail
+      // their calls now rather than when those time out.
+      for (const auto& weak : peers) {
+        if (auto peer = weak.lock()) {
+          // FAILED, not DISCONNECTED: the peer itself is fine.
+          peer->link_->calls->cancel(
+              kj::Exception(kj::Exception::Type::FAILED, __FILE__, __LINE__,
+                            kj::str("a peer of this layout failed: ", down_message().c_str())));
+        }
+      }
+    }
     ++generation;
     calls->cancel(kj::Exception(kj::Exception::Type::DISCONNECTED, __FILE__, __LINE__,
                                 kj::str(down_message())));
@@ -495,6 +508,19 @@ asio::awaitable<void> NodeClient::release_worker(uint64_t slot, std::chrono::mil
     return kj::READY_NOW;
   });
   co_await std::move(releasing);
+}
+
+void link_failures(const std::vector<std::shared_ptr<NodeClient>>& nodes) {
+  if (nodes.empty()) return;
+  std::vector<std::pair<NodeClient::Link*, std::weak_ptr<NodeClient>>> members;
+  for (const auto& node : nodes) members.emplace_back(node->link_, node);
+  nodes[0]->loop()->post([members](KjContext&) {
+    for (const auto& [link, self] : members) {
+      for (const auto& [other_link, other] : members) {
+        if (other_link != link) link->peers.push_back(other);
+      }
+    }
+  });
 }
 
 }  // namespace vllm::rpc

@@ -13,6 +13,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <vector>
 
 #include <asio/awaitable.hpp>
 
@@ -59,6 +60,12 @@ struct NodeHealth {
   int64_t uptime_ms = 0;
 };
 
+class NodeClient;
+
+// Ties the nodes of one TP x PP layout together: when one goes down, the calls in flight to the
+// others fail at once too (their ranks would only wait in collectives for the lost peer).
+void link_failures(const std::vector<std::shared_ptr<NodeClient>>& nodes);
+
 class NodeClient : public std::enable_shared_from_this<NodeClient> {
  public:
   static std::shared_ptr<NodeClient> create(std::shared_ptr<KjLoop> loop, NodeEndpoint endpoint,
@@ -89,6 +96,7 @@ class NodeClient : public std::enable_shared_from_this<NodeClient> {
  private:
   friend class RemoteWorker;
   friend class RemoteStageWorker;
+  friend void link_failures(const std::vector<std::shared_ptr<NodeClient>>& nodes);
   struct HealthBox;
   NodeClient(std::shared_ptr<KjLoop> loop, NodeEndpoint endpoint, HeartbeatOptions options);
 

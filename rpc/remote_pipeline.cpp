@@ -51,6 +51,13 @@ asio::awaitable<std::shared_ptr<Worker>> open_remote_worker(const RemoteLayout& 
     base.num_kv_blocks_override = static_cast<int32_t>(
         kv_blocks_for_layout(config, tp, pp, launch.block_size, launch.kv_cache_memory_bytes));
   }
+  std::vector<std::shared_ptr<NodeClient>> nodes;
+  for (const auto& place : layout.ranks) {
+    if (std::find(nodes.begin(), nodes.end(), place.node) == nodes.end()) {
+      nodes.push_back(place.node);
+    }
+  }
+  link_failures(nodes);
   auto rendezvous = std::make_shared<RendezvousService>(layout.ranks[0].node->loop());
   std::vector<asio::awaitable<std::shared_ptr<RemoteStageWorker>>> opening;
   for (int32_t rank = 0; rank < tp * pp; ++rank) {

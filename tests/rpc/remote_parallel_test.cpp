@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <fstream>
 #include <random>
+#include <thread>
 
 #include <catch2/catch.hpp>
 
@@ -125,6 +126,57 @@ TEST_CASE("kv blocks for a layout are the smallest rank's", "[rpc]") {
   const int64_t per_block = 2 * 3 * 16 * 4 * 16 * 4;
   CHECK(kv_blocks_for_layout(config, 1, 2, 16, per_block * 10) == 10);
   CHECK(kv_blocks_for_layout(config, 2, 1, 16, per_block * 10) == 10 * 3 * 2 / 5);
+}
+
+TEST_CASE("TP=2 over two agents: losing one fails the step at once, not at the collective timeout",
+          "[rpc][remote-parallel]") {
+  auto a = std::make_unique<testing::AgentThread>("tp-a");
+  auto b = std::make_unique<testing::AgentThread>("tp-b");
+  auto loop = std::make_shared<KjLoop>("rpc-test");
+  auto node_a = NodeClient::create(loop, {"tp-a", "127.0.0.1", a->port()});
+  auto node_b = NodeClient::create(loop, {"tp-b", "127.0.0.1", b->port()});
+  RemoteLayout layout;
+  layout.tensor_parallel_size = 2;
+  layout.ranks = {{node_a, 0}, {node_b, 0}};
+  layout.collective_timeout = std::chrono::milliseconds(8000);
+  EngineArgs args = dummy_args();
+  args.worker_factory = [layout](WorkerLaunch launch) {
+    return open_remote_worker(layout, std::move(launch));
+  };
+  std::string error;
+  std::chrono::steady_clock::duration failed_after{};
+  std::thread stopper;
+  test::run_async([&]() -> asio::awaitable<void> {
+    co_await node_a->connect(5s);
+    co_await node_b->connect(5s);
+    Engine engine = co_await Engine::create(args);
+    SamplingParams params;
+    params.temperature = 0;
+    params.max_tokens = 400;
+    params.ignore_eos = true;
+    std::vector<int32_t> prompt{5, 6, 7};
+    auto starting = engine.stream(prompt, params);
+    auto stream = co_await std::move(starting);
+    co_await stream.next();
+    const auto killed_at = std::chrono::steady_clock::now();
+    // Its worker thread may sit in a collective until the timeout: stop it off this thread.
+    stopper = std::thread([&b] { b->stop(); });
+    try {
+      while (co_await stream.next()) {
+      }
+    } catch (const EngineUnavailableError& e) {
+      error = e.what();
+    }
+    failed_after = std::chrono::steady_clock::now() - killed_at;
+    co_await engine.shutdown(1000);
+  });
+  stopper.join();
+  INFO(error);
+  // Whichever the head hears first: tp-b's loss, or tp-a's collective losing its peer.
+  CHECK((error.find("tp-b") != std::string::npos || error.find("Gloo") != std::string::npos));
+  CHECK(failed_after < 5s);
+  CHECK(node_a->health().state == NodeState::kUp);  // its peer went, not it
+  CHECK(node_b->health().state == NodeState::kDown);
 }
 
 }  // namespace vllm::rpc
