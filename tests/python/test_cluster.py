@@ -92,7 +92,8 @@ class Sshd:
             PubkeyAuthentication yes
             PermitRootLogin yes
             """))
-        os.makedirs("/run/sshd", exist_ok=True)  # sshd's privilege separation directory
+        if os.geteuid() == 0:  # root's sshd needs its privilege separation directory
+            os.makedirs("/run/sshd", exist_ok=True)
         self.log = open(directory / "sshd.log", "w")
         self.proc = subprocess.Popen([SSHD, "-D", "-e", "-f", str(config)], stdout=self.log,
                                      stderr=subprocess.STDOUT)
