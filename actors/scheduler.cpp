@@ -120,6 +120,7 @@ SchedulerOutput Scheduler::schedule() {
     int32_t num_new_tokens;
     bool is_new;
     int32_t num_cached_tokens;
+    bool decode = false;  // one new token past the prompt
   };
   std::vector<Planned> planned;
   int32_t budget = config_.max_num_batched_tokens;
@@ -181,7 +182,9 @@ SchedulerOutput Scheduler::schedule() {
       }
     }
     if (preempted_itself) continue;  // running_[index] is now the next request
-    planned.push_back({request, num_new_tokens, false, 0});
+    planned.push_back(
+        {request, num_new_tokens, false, 0,
+         num_new_tokens == 1 && request->num_computed_tokens >= request->num_prompt_tokens()});
     budget -= num_new_tokens;
     if (remaining > 1) prefill_budget -= num_new_tokens;
     ++index;
@@ -208,11 +211,12 @@ SchedulerOutput Scheduler::schedule() {
     if (remaining > 1) prefill_budget -= num_new_tokens;
   }
 
-  // 3. The plan; its tokens count as computed from now on. One-token rows (decodes) go first:
-  // backends run a leading run of one-token rows through their decode kernel, so a request's
-  // decode step takes the same arithmetic whatever else shares the step (batch invariance).
-  std::stable_partition(planned.begin(), planned.end(),
-                        [](const Planned& plan) { return plan.num_new_tokens == 1; });
+  // 3. The plan; its tokens count as computed from now on. Decodes go first: backends run the
+  // leading decodes through their decode kernel, so a request's decode step takes the same
+  // arithmetic whatever else shares the step (batch invariance).
+  const auto first_prefill = std::stable_partition(planned.begin(), planned.end(),
+                                                   [](const Planned& plan) { return plan.decode; });
+  output.num_decodes = static_cast<int32_t>(first_prefill - planned.begin());
   output.requests.reserve(planned.size());
   for (const Planned& plan : planned) {
     Request& request = *plan.request;
@@ -349,6 +353,7 @@ ForwardBatch make_forward_batch(const SchedulerOutput& output, int32_t block_siz
               batch.block_tables.begin() + seq * batch.max_blocks_per_seq);
     if (request.samples) batch.logits_indices.push_back(batch.num_tokens() - 1);
   }
+  batch.num_decodes = output.num_decodes;
   return batch;
 }
 

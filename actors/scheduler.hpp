@@ -77,6 +77,7 @@ struct SchedulerOutput {
   int32_t num_scheduled_tokens = 0;
   std::vector<RequestId> preempted_ids;  // preempted while planning this step
   std::vector<RequestId> finished_ids;   // finished since the previous plan: drop their state
+  int32_t num_decodes = 0;               // the leading requests that decode (one output token each)
 
   bool empty() const { return requests.empty(); }
 };

@@ -18,8 +18,13 @@ struct ForwardBatch {
   std::vector<int32_t> seq_lens;         // [num_seqs], context length after this step
   std::vector<int32_t> block_tables;     // [num_seqs * max_blocks_per_seq], row-major, 0-padded
   int32_t max_blocks_per_seq = 0;
-  std::vector<int64_t> slot_mapping;     // [num_tokens], where each new token's K/V is written
-  std::vector<int32_t> logits_indices;   // flat token indices whose logits are needed
+  std::vector<int64_t> slot_mapping;    // [num_tokens], where each new token's K/V is written
+  std::vector<int32_t> logits_indices;  // flat token indices whose logits are needed
+  // The leading sequences that are decode steps (one new output token each): a backend may run
+  // them through a decode kernel. Prompt tokens, also a lone one after a prefix-cache hit, are
+  // never counted, so a position always takes the same kernel (batch invariance). -1: every
+  // leading one-token sequence.
+  int32_t num_decodes = -1;
 
   int32_t num_tokens() const { return static_cast<int32_t>(token_ids.size()); }
   int32_t num_seqs() const {

@@ -404,7 +404,7 @@ int64_t CudaLlamaModel::enqueue_forward(const ForwardBatch& batch, cudaStream_t 
   // Attention arguments. The decode kernel takes the leading one-token sequences (the
   // scheduler's running decoders), the prefill kernel the rest (any query lengths).
   int num_decode = 0;
-  while (num_decode < num_seqs &&
+  while (num_decode < num_seqs && (batch.num_decodes < 0 || num_decode < batch.num_decodes) &&
          batch.query_start_loc[num_decode + 1] - batch.query_start_loc[num_decode] == 1) {
     ++num_decode;
   }

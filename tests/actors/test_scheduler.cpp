@@ -124,22 +124,23 @@ TEST_CASE("the flat batch of a hand-computed two-request plan", "[actors]") {
   scheduler.add_request(make_request("a", {10, 11, 12, 13, 14, 15}, 4));
   scheduler.add_request(make_request("b", {20, 21, 22}, 4));
 
-  // Step 1: a's whole prompt (blocks 0, 1) and the first token of b's (block 2). One-token
-  // rows lead the plan, so b's single token comes first.
+  // Step 1: a's whole prompt (blocks 0, 1) and the first token of b's (block 2). b's single
+  // token is a prompt token, not a decode: it keeps its place and the prefill path.
   SchedulerOutput plan = scheduler.schedule();
   ForwardBatch batch = make_forward_batch(plan, 4);
-  CHECK(batch.token_ids == std::vector<int32_t>{20, 10, 11, 12, 13, 14, 15});
-  CHECK(batch.positions == std::vector<int32_t>{0, 0, 1, 2, 3, 4, 5});
-  CHECK(batch.query_start_loc == std::vector<int32_t>{0, 1, 7});
-  CHECK(batch.seq_lens == std::vector<int32_t>{1, 6});
+  CHECK(batch.token_ids == std::vector<int32_t>{10, 11, 12, 13, 14, 15, 20});
+  CHECK(batch.positions == std::vector<int32_t>{0, 1, 2, 3, 4, 5, 0});
+  CHECK(batch.query_start_loc == std::vector<int32_t>{0, 6, 7});
+  CHECK(batch.seq_lens == std::vector<int32_t>{6, 1});
   CHECK(batch.max_blocks_per_seq == 2);
-  CHECK(batch.block_tables == std::vector<int32_t>{2, 0, 0, 1});
-  CHECK(batch.slot_mapping == std::vector<int64_t>{8, 0, 1, 2, 3, 4, 5});
-  CHECK(batch.logits_indices == std::vector<int32_t>{6});  // b is mid-prefill: no sample
+  CHECK(batch.block_tables == std::vector<int32_t>{0, 1, 2, 0});
+  CHECK(batch.slot_mapping == std::vector<int64_t>{0, 1, 2, 3, 4, 5, 8});
+  CHECK(batch.logits_indices == std::vector<int32_t>{5});  // b is mid-prefill: no sample
   CHECK(batch.num_seqs() == 2);
-  CHECK_FALSE(plan.requests[0].samples);
-  CHECK(plan.requests[1].prompt_token_ids == std::vector<int32_t>{10, 11, 12, 13, 14, 15});
-  CHECK(plan.requests[1].output_token_ids.empty());
+  CHECK(batch.num_decodes == 0);
+  CHECK_FALSE(plan.requests[1].samples);
+  CHECK(plan.requests[0].prompt_token_ids == std::vector<int32_t>{10, 11, 12, 13, 14, 15});
+  CHECK(plan.requests[0].output_token_ids.empty());
   SampleLogprobs logprobs{.logprob = -0.5f, .rank = 1};
   std::vector<RequestSample> sampled = {{"a", 99, logprobs}};
   auto updates = scheduler.update_from_output(sampled);
@@ -159,6 +160,7 @@ TEST_CASE("the flat batch of a hand-computed two-request plan", "[actors]") {
   CHECK(batch.block_tables == std::vector<int32_t>{0, 1, 2, 0});
   CHECK(batch.slot_mapping == std::vector<int64_t>{6, 9, 10});
   CHECK(batch.logits_indices == std::vector<int32_t>{0, 2});
+  CHECK(batch.num_decodes == 1);
   CHECK(plan.requests[0].prompt_token_ids.empty());  // only new requests carry their tokens
   // A token for a request that did not sample is a caller bug.
   std::vector<RequestSample> wrong = {{"a", 1}, {"b", 2}, {"b", 3}};
@@ -275,6 +277,7 @@ TEST_CASE("a plan lists one-token rows (decodes) before prefill chunks", "[actor
   CHECK(plan.requests[0].num_scheduled_tokens() == 1);
   CHECK(plan.requests[1].request_id == "long");
   CHECK(plan.requests[1].num_scheduled_tokens() == 32);
+  CHECK(plan.num_decodes == 1);
   driver.run_to_completion();
   check_no_blocks_held(scheduler);
 }

@@ -97,10 +97,13 @@ TEST_CASE("batch invariance: concurrent greedy requests equal each request alone
 
 TEST_CASE("preemption: a small KV cache still completes every request with the same tokens",
           "[engine]") {
-  const int num_requests = vllm::test::full_acceptance() ? 64 : 10;
+  // Full size: the batch-invariance test's 64 requests (prompts 8-600, outputs 1-128).
+  const bool full = vllm::test::full_acceptance();
+  const int num_requests = full ? 64 : 10;
   run_async([&]() -> asio::awaitable<void> {
     std::mt19937 rng(99);
-    std::uniform_int_distribution<int> prompt_len(8, 200), output_len(8, 24);
+    std::uniform_int_distribution<int> prompt_len(8, full ? 600 : 200),
+        output_len(full ? 1 : 8, full ? 128 : 24);
     std::vector<std::vector<int32_t>> prompts;
     std::vector<int> outputs;
     int total_blocks = 0;
