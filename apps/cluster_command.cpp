@@ -11,6 +11,8 @@
 #include <unistd.h>
 
 #include <arpa/inet.h>
+#include <atomic>
+#include <csignal>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -56,6 +58,13 @@ class ClusterError : public std::runtime_error {
  public:
   using std::runtime_error::runtime_error;
 };
+
+// A SIGINT/SIGTERM while the agents start: stop them (they run in their own process groups, so
+// the signal does not reach them) instead of leaving them behind.
+std::atomic<int> startup_signal{0};
+extern "C" void on_startup_signal(int signal) {
+  startup_signal = signal;
+}
 
 fs::path default_state_file(const fs::path& manifest) {
   const std::string key = fs::absolute(manifest).lexically_normal().string();
@@ -167,8 +176,10 @@ class Cluster {
     if (stopped_) return;
     stopped_ = true;
     asio::io_context io;
+    std::vector<bool> asked;
     for (auto& started : nodes) {
-      if (!started.client || started.client->health().state != rpc::NodeState::kUp) continue;
+      asked.push_back(started.client && started.client->health().state == rpc::NodeState::kUp);
+      if (!asked.back()) continue;
       asio::co_spawn(
           io,
           [client = started.client]() -> asio::awaitable<void> {
@@ -180,10 +191,12 @@ class Cluster {
           asio::detached);
     }
     io.run();
-    for (auto& started : nodes) {
+    for (size_t i = 0; i < nodes.size(); ++i) {
+      StartedNode& started = nodes[i];
       if (started.client) started.client->close();
       if (started.process) {
-        if (!started.process->wait_for(5s)) started.process->stop(3s);
+        // One that was asked to exit gets a moment; one that never came up, a signal now.
+        if (!asked[i] || !started.process->wait_for(5s)) started.process->stop(3s);
         logger("cluster")->info("node '{}' stopped", started.node.name);
       }
     }
@@ -212,6 +225,8 @@ int cluster_up(const fs::path& manifest_path, const ParsedArgs& args) {
   auto log = logger("cluster");
   const std::string log_level = args.value("--log-level").value_or("info");
 
+  std::signal(SIGINT, on_startup_signal);
+  std::signal(SIGTERM, on_startup_signal);
   Cluster cluster;
   cluster.state_file = args.value("--state-file") ? fs::path(*args.value("--state-file"))
                                                   : default_state_file(manifest_path);
@@ -248,6 +263,10 @@ int cluster_up(const fs::path& manifest_path, const ParsedArgs& args) {
       asio::io_context io;
       asio::co_spawn(io, started.client->connect(1s), [&](std::exception_ptr e) { failure = e; });
       io.run();
+      if (startup_signal != 0) {
+        throw ClusterError(
+            fmt::format("signal {} while the agents started: stopped them", startup_signal.load()));
+      }
       if (!failure) break;
       if (auto code = started.process->poll()) {
         throw ClusterError(fmt::format("node '{}': its agent exited ({}) before answering:\n{}",
@@ -316,6 +335,11 @@ int cluster_up(const fs::path& manifest_path, const ParsedArgs& args) {
   log->info("all {} nodes are healthy; starting the head (TP {} x PP {}) on {}:{}",
             cluster.nodes.size(), m.tensor_parallel_size, m.pipeline_parallel_size, m.head_host,
             m.head_port);
+  // serve() takes SIGINT/SIGTERM over (a clean shutdown); one that came before still counts.
+  if (startup_signal != 0) {
+    throw ClusterError(
+        fmt::format("signal {} while the agents started: stopped them", startup_signal.load()));
+  }
   const int code = server::serve(std::move(engine), std::move(options));
   log->info("the head has stopped; stopping the node agents");
   cluster.stop();

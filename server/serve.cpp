@@ -47,9 +47,17 @@ int serve(EngineArgs engine_args, ServeOptions options) {
 
   asio::signal_set signals(io_context, SIGINT, SIGTERM);
   bool stopping = false;
+  bool starting = true;  // Engine::create in flight: its coroutine must end before the loop does
   auto shutdown = [&]() -> asio::awaitable<void> {
     logger("server")->info("shutting down: no new requests; waiting up to {} ms for {} in flight",
                            options.shutdown_timeout.count(), api ? api->num_in_flight() : 0);
+    {
+      asio::steady_timer timer(io_context);
+      while (starting) {
+        timer.expires_after(std::chrono::milliseconds(10));
+        co_await timer.async_wait(asio::use_awaitable);
+      }
+    }
     if (http) http->stop_accepting();
     if (api) api->begin_shutdown();
     if (engine) co_await engine->shutdown(options.shutdown_timeout.count());
@@ -110,6 +118,7 @@ int serve(EngineArgs engine_args, ServeOptions options) {
                    asio::detached);
   };
   asio::co_spawn(io_context, start(), [&](std::exception_ptr error) {
+    starting = false;
     if (!error) return;
     try {
       std::rethrow_exception(error);
