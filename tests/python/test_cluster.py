@@ -25,7 +25,8 @@ from conftest import BINARY, MODEL_NAME, bundled_model, free_port
 SSHD = shutil.which("sshd") or "/usr/sbin/sshd"
 
 
-def write_manifest(path: Path, head_port: int, nodes: list, pp: int = 2, extra: str = "") -> Path:
+def write_manifest(path: Path, head_port: int, nodes: list, pp: int = 2, extra: str = "",
+                   tp: int = 1) -> Path:
     text = textwrap.dedent(f"""\
         [model]
         path = "{bundled_model()}"
@@ -33,6 +34,7 @@ def write_manifest(path: Path, head_port: int, nodes: list, pp: int = 2, extra: 
 
         [parallel]
         pipeline_parallel_size = {pp}
+        tensor_parallel_size = {tp}
 
         [head]
         host = "127.0.0.1"
@@ -253,6 +255,39 @@ def test_32_concurrent_greedy_requests_equal_the_single_process_server(cluster, 
         expected = list(pool.map(lambda p: complete(client, p), prompts))
         got = list(pool.map(lambda p: complete(remote, p), prompts))
     assert got == expected
+
+
+def greedy_texts(base_url, prompts):
+    api = openai.OpenAI(base_url=base_url + "/v1", api_key="unused", max_retries=0, timeout=120)
+
+    def complete(prompt):
+        out = api.completions.create(model=MODEL_NAME, prompt=prompt, max_tokens=6,
+                                     temperature=0, extra_body={"ignore_eos": True})
+        return out.choices[0].text
+
+    with concurrent.futures.ThreadPoolExecutor(len(prompts)) as pool:
+        return list(pool.map(complete, prompts))
+
+
+def test_tensor_parallel_over_three_agent_processes_equals_the_single_process_server(
+        tmp_path, server):
+    """TP=3 (SmolLM2's 9 heads / 3 KV heads divide by 3): every rank a separate agent process,
+    their Gloo group met through the head's rendezvous, all-reduces between the processes."""
+    prompts = [f"Tell me about the year {1900 + 3 * i}." for i in range(32)]
+    expected = greedy_texts(server.base_url, prompts)
+    head_port = free_port()
+    manifest = write_manifest(tmp_path / "tp3.toml", head_port,
+                              [node_table(f"rank{i}", free_port()) for i in range(3)], pp=1, tp=3)
+    up = ClusterUp(manifest, tmp_path / "state.json")
+    base_url = f"http://127.0.0.1:{head_port}"
+    try:
+        up.wait_healthy(base_url)
+        assert greedy_texts(base_url, prompts) == expected
+    finally:
+        if up.proc.poll() is None:
+            up.proc.send_signal(signal.SIGTERM)
+            assert up.proc.wait(timeout=60) == 0
+        up.log.close()
 
 
 def test_killing_an_agent_mid_stream_fails_its_requests_and_keeps_the_head_up(cluster):
