@@ -77,7 +77,9 @@ struct SchedulerOutput {
   int32_t num_scheduled_tokens = 0;
   std::vector<RequestId> preempted_ids;  // preempted while planning this step
   std::vector<RequestId> finished_ids;   // finished since the previous plan: drop their state
-  int32_t num_decodes = 0;               // the leading requests that decode (one output token each)
+  // The leading requests that decode (one output token each); -1 (a plan not made by the
+  // Scheduler): backends treat every leading one-token request as a decode.
+  int32_t num_decodes = -1;
 
   bool empty() const { return requests.empty(); }
 };

@@ -71,7 +71,7 @@ if [ "$stage" = model ]; then
   if [ ! -f "${VLLM_CPP_MODEL:-}" ]; then echo "model stage: set VLLM_CPP_MODEL"; exit 2; fi
   # The CPU serving-core acceptance at full size, on 2 pinned cores, beside the GPU work.
   (VLLM_CPP_FULL_ACCEPTANCE=1 VLLM_CPP_NUM_THREADS=2 timeout "${CPU_TIMEOUT:-560}" taskset -c 0,1 \
-     "$bin/test_engine" "batch invariance*,preemption*,chunked prefill*" \
+     "$bin/test_engine" "${CPU_TESTS:-batch invariance*,preemption*,chunked prefill*}" \
      >"$out/cpu_full_acceptance.log" 2>&1; echo "rc=$?" >>"$out/cpu_full_acceptance.log") &
   cpu_pid=$!
   run engine_cuda taskset -c 2-15 timeout 200 "$bin/test_engine" "[cuda]"

@@ -112,13 +112,18 @@ TEST_CASE("preemption: a small KV cache still completes every request with the s
       outputs.push_back(output_len(rng));
       total_blocks += (static_cast<int>(prompts.back().size()) + outputs.back() + 15) / 16;
     }
+    // The reference: the same requests, concurrently, with room for all of them (the
+    // batch-invariance test shows that equals each request alone).
     auto big_args = vllm::test::small_engine_args();
+    big_args.kv_cache_memory_bytes = int64_t{1} << 30;
     Engine reference = co_await Engine::create(big_args);
+    std::vector<asio::awaitable<Completion>> reference_runs;
+    for (int i = 0; i < num_requests; ++i)
+      reference_runs.push_back(reference.generate(prompts[i], greedy(outputs[i])));
+    auto reference_results = co_await vllm::when_all(std::move(reference_runs));
     std::vector<std::vector<int32_t>> expected;
-    for (int i = 0; i < num_requests; ++i) {
-      expected.push_back(
-          (co_await reference.generate(prompts[i], greedy(outputs[i]))).outputs[0].token_ids);
-    }
+    for (auto& result : reference_results) expected.push_back(result.outputs[0].token_ids);
+    CHECK(reference.stats().num_preemptions == 0);
     co_await reference.shutdown();
 
     auto args = vllm::test::small_engine_args();
