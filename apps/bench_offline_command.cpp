@@ -31,6 +31,8 @@ constexpr FlagSpec kFlags[] = {
     {"--num-iters", true, "latency: measured iterations (default 3)"},
     {"--num-iters-warmup", true, "latency: warm-up iterations (default 1)"},
     {"--max-num-seqs", true, "sequences per step (default 256)"},
+    {"--tensor-parallel-size", true, "tensor-parallel ranks in this process (CPU; default 1)"},
+    {"--pipeline-parallel-size", true, "pipeline stages in this process (CPU; default 1)"},
     {"--max-num-batched-tokens", true, "tokens per step (default 2048)"},
     {"--max-prefill-tokens-per-decode", true,
      "prompt tokens per decode in a mixed step (default -1: auto)"},
@@ -67,6 +69,9 @@ EngineArgs engine_args(const ParsedArgs& args) {
     }
   }
   engine.max_num_seqs = static_cast<int32_t>(args.int_value("--max-num-seqs", 256));
+  engine.tensor_parallel_size = static_cast<int32_t>(args.int_value("--tensor-parallel-size", 1));
+  engine.pipeline_parallel_size =
+      static_cast<int32_t>(args.int_value("--pipeline-parallel-size", 1));
   engine.max_num_batched_tokens =
       static_cast<int32_t>(args.int_value("--max-num-batched-tokens", 2048));
   engine.kv_cache_memory_bytes = args.int_value("--kv-cache-memory", int64_t{1} << 30);

@@ -29,6 +29,8 @@ constexpr FlagSpec kFlags[] = {
      "a step with D decodes takes at most max(16, this*D) prompt tokens (default -1: 2 on cpu, "
      "off on cuda; 0: off)"},
     {"--block-size", true, "KV cache block size in tokens (default 16)"},
+    {"--tensor-parallel-size", true, "tensor-parallel ranks in this process (CPU; default 1)"},
+    {"--pipeline-parallel-size", true, "pipeline stages in this process (CPU; default 1)"},
     {"--enable-prefix-caching", false, "reuse KV blocks of shared prefixes (default)"},
     {"--no-enable-prefix-caching", false, "turn prefix caching off"},
     {"--chat-template", true, "a chat template file or inline Jinja (default: the model's)"},
@@ -138,6 +140,9 @@ int run_serve(const Args& raw_args) {
   engine.max_num_batched_tokens =
       positive_int(args, "--max-num-batched-tokens", engine.max_num_batched_tokens);
   engine.block_size = positive_int(args, "--block-size", engine.block_size);
+  engine.tensor_parallel_size = static_cast<int32_t>(args.int_value("--tensor-parallel-size", 1));
+  engine.pipeline_parallel_size =
+      static_cast<int32_t>(args.int_value("--pipeline-parallel-size", 1));
   engine.long_prefill_token_threshold =
       static_cast<int32_t>(args.int_value("--long-prefill-token-threshold", 0));
   engine.max_prefill_tokens_per_decode =
