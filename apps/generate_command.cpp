@@ -153,7 +153,7 @@ int run_generate(const Args& raw_args) {
   const auto load_start = Clock::now();
   LoadOptions load_options;
   load_options.num_threads = threads;
-  LlamaModel model(load_llama_weights(model_path, format, load_options));
+  LlamaModel model(load_llama_checkpoint(model_path, format, load_options));
   const double load_s = seconds_since(load_start);
   const ModelConfig& config = model.config();
   std::printf("model: %s (%s, %lld layers, hidden %lld, vocab %lld) loaded in %.2f s, %d threads\n",

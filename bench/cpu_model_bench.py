@@ -5,7 +5,8 @@ Tests (llama-bench's names): pp512 = prefill of a 512-token prompt; tg64@512 = 6
 decode steps right after that prompt. Both engines get the same token ids. Prints one table with
 mean +- stddev over the repetitions.
 
-  .venv/bin/python bench/cpu_model_bench.py [--model GGUF] [--threads 2] [--repetitions 3]
+  .venv/bin/python bench/cpu_model_bench.py [--model GGUF] [--threads 2] [--repetitions 5]
+The README's rows report the best of 5 repetitions.
 Needs the vllm-cpp binary (cmake --build build --target vllm-cpp) and llama-cpp-python
 (scripts/bootstrap --reference).
 """
@@ -73,6 +74,8 @@ def main():
     parser.add_argument("--decode-tokens", type=int, default=64)
     parser.add_argument("--repetitions", type=int, default=3)
     parser.add_argument("--vllm-cpp", type=pathlib.Path, default=ROOT / "build" / "apps" / "vllm-cpp")
+    parser.add_argument("--vllm-cpp-label", default="GGUF blocks, Q8 activations",
+                        help="how the vllm-cpp row is named (e.g. for an older binary)")
     parser.add_argument("--skip-llamacpp", action="store_true")
     args = parser.parse_args()
 
@@ -96,7 +99,7 @@ def main():
             prefill, decode = run()
             results[0].append(prefill)
             results[1].append(decode)
-    rows = [("vllm-cpp (fp32 weights, OpenBLAS)", ours)]
+    rows = [(f"vllm-cpp ({args.vllm_cpp_label})", ours)]
     if llm is not None:
         rows.append(("llama.cpp (llama-cpp-python 0.3.36, Q4_1)", theirs))
 

@@ -429,17 +429,21 @@ asio::awaitable<Engine> Engine::create(EngineArgs args) {
   // Load on the worker's thread: the caller's executor stays free.
   auto start_time = Clock::now();
   // Named, not a temporary inside the co_await: GCC 12 destroys such temporaries twice.
-  auto load = [model_path, format, seed = args.seed,
-               external_worker]() -> asio::awaitable<LlamaWeights> {
+  // The single CPU worker keeps GGUF block-quantized matrices as blocks; the others take fp32.
+  const bool keep_quantized = !use_cuda && !parallel && !external_worker;
+  auto load = [model_path, format, seed = args.seed, external_worker,
+               keep_quantized]() -> asio::awaitable<LlamaCheckpoint> {
     if (external_worker) {  // the weights live with the worker: only the config here
-      LlamaWeights config_only;
-      config_only.config = load_model_config(model_path);
+      LlamaCheckpoint config_only;
+      config_only.weights.config = load_model_config(model_path);
       co_return config_only;
     }
-    co_return load_llama_weights(model_path, format, LoadOptions{.seed = seed});
+    co_return load_llama_checkpoint(model_path, format,
+                                    LoadOptions{.seed = seed, .keep_quantized = keep_quantized});
   };
   auto loading = asio::co_spawn(worker_executor, std::move(load), asio::use_awaitable);
-  LlamaWeights weights = co_await std::move(loading);
+  LlamaCheckpoint checkpoint = co_await std::move(loading);
+  LlamaWeights& weights = checkpoint.weights;
   impl->config = weights.config;
   impl->generation_defaults = load_model_generation_defaults(model_path);
   log->info("loaded {} ({} layers, hidden {}, vocab {}) in {:.2f} s", model_path.string(),
@@ -548,7 +552,7 @@ asio::awaitable<Engine> Engine::create(EngineArgs args) {
     worker_config.kv_cache_memory_bytes = args.kv_cache_memory_bytes;
     worker_config.num_kv_blocks_override = args.num_kv_blocks_override;
     worker_config.seed = args.seed;
-    impl->worker = std::make_shared<CpuWorker>(worker_executor, LlamaModel(std::move(weights)),
+    impl->worker = std::make_shared<CpuWorker>(worker_executor, LlamaModel(std::move(checkpoint)),
                                                impl->eos_token_ids, worker_config);
   }
   auto& worker = impl->worker;

@@ -8,7 +8,6 @@
 #include <utility>
 
 #include "kernels/cpu/activation.hpp"
-#include "kernels/cpu/linear.hpp"
 #include "kernels/cpu/paged_attention.hpp"
 #include "kernels/cpu/rms_norm.hpp"
 #include "kernels/cpu/rotary_embedding.hpp"
@@ -54,6 +53,25 @@ HostTensor stack_rows(std::vector<HostTensor*> parts, int64_t cols) {
   return stacked;
 }
 
+// The matrix named hf_name: the checkpoint's blocks when it kept them, else the fp32 tensor.
+LinearWeight take_linear(LlamaCheckpoint& checkpoint, HostTensor& tensor,
+                         const std::string& hf_name, const std::vector<int64_t>& shape,
+                         const std::string& name) {
+  const auto found = checkpoint.quantized.find(hf_name);
+  if (found == checkpoint.quantized.end()) {
+    expect_shape(tensor, shape, name);
+    return LinearWeight::from_fp32(std::move(tensor));
+  }
+  LinearWeight weight = std::move(found->second);
+  checkpoint.quantized.erase(found);
+  if (weight.shape() != shape) {
+    throw std::invalid_argument("model weights: " + name + " has shape " +
+                                shape_string(weight.shape()) + " but the config needs " +
+                                shape_string(shape));
+  }
+  return weight;
+}
+
 template <typename T>
 void resize_for(std::vector<T>& buffer, int64_t size) {
   if (static_cast<int64_t>(buffer.size()) < size) buffer.resize(static_cast<size_t>(size));
@@ -87,7 +105,15 @@ LlamaModel::LlamaModel(LlamaWeights weights) : LlamaModel(std::move(weights), {}
 
 LlamaModel::LlamaModel(LlamaWeights weights, const ParallelLayout& layout,
                        std::shared_ptr<Communicator> tp_group)
-    : config_(weights.config), tp_group_(std::move(tp_group)) {
+    : LlamaModel(LlamaCheckpoint{std::move(weights), {}}, layout, std::move(tp_group)) {}
+
+LlamaModel::LlamaModel(LlamaCheckpoint checkpoint)
+    : LlamaModel(std::move(checkpoint), {}, nullptr) {}
+
+LlamaModel::LlamaModel(LlamaCheckpoint checkpoint, const ParallelLayout& layout,
+                       std::shared_ptr<Communicator> tp_group)
+    : config_(checkpoint.weights.config), tp_group_(std::move(tp_group)) {
+  LlamaWeights& weights = checkpoint.weights;
   ModelConfig& c = config_;
   if (c.hidden_size <= 0 || c.num_attention_heads <= 0 || c.num_hidden_layers <= 0 ||
       c.vocab_size <= 0 || c.intermediate_size <= 0) {
@@ -125,37 +151,45 @@ LlamaModel::LlamaModel(LlamaWeights weights, const ParallelLayout& layout,
 
   const bool needs_embedding =
       shard_.holds_embedding() || (shard_.holds_lm_head() && c.tie_word_embeddings);
-  if (needs_embedding) expect_shape(weights.embed_tokens, {vocab_rows_, hidden}, "embed_tokens");
+  if (needs_embedding) {
+    embed_tokens_ = take_linear(checkpoint, weights.embed_tokens, "model.embed_tokens.weight",
+                                {vocab_rows_, hidden}, "embed_tokens");
+  }
   if (shard_.holds_lm_head()) {
     expect_shape(weights.norm, {hidden}, "norm");
-    if (weights.lm_head.empty()) {
+    if (weights.lm_head.empty() && !checkpoint.quantized.contains("lm_head.weight")) {
       if (!c.tie_word_embeddings) {
         throw std::invalid_argument(
             "model weights: lm_head is missing and tie_word_embeddings is false");
       }
     } else {
-      expect_shape(weights.lm_head, {vocab_rows_, hidden}, "lm_head");
+      lm_head_ = take_linear(checkpoint, weights.lm_head, "lm_head.weight", {vocab_rows_, hidden},
+                             "lm_head");
     }
-  }
-  if (needs_embedding) embed_tokens_ = std::move(weights.embed_tokens);
-  if (shard_.holds_lm_head()) {
     norm_ = std::move(weights.norm);
-    lm_head_ = std::move(weights.lm_head);
   }
 
   layers_.reserve(weights.layers.size());
   for (size_t i = 0; i < weights.layers.size(); ++i) {
     LlamaLayerWeights& w = weights.layers[i];
-    const std::string prefix = "layers." + std::to_string(shard_.layers.begin + int64_t(i)) + ".";
+    const std::string layer_index = std::to_string(shard_.layers.begin + int64_t(i));
+    const std::string prefix = "layers." + layer_index + ".";
+    const std::string hf = "model.layers." + layer_index + ".";
+    auto take = [&](HostTensor& tensor, const char* hf_name, const std::vector<int64_t>& shape,
+                    const char* name) {
+      return take_linear(checkpoint, tensor, hf + hf_name, shape, prefix + name);
+    };
     expect_shape(w.input_layernorm, {hidden}, prefix + "input_layernorm");
-    expect_shape(w.q_proj, {q_size, hidden}, prefix + "q_proj");
-    expect_shape(w.k_proj, {kv_size, hidden}, prefix + "k_proj");
-    expect_shape(w.v_proj, {kv_size, hidden}, prefix + "v_proj");
-    expect_shape(w.o_proj, {hidden, q_size}, prefix + "o_proj");
+    LinearWeight q_proj = take(w.q_proj, "self_attn.q_proj.weight", {q_size, hidden}, "q_proj");
+    LinearWeight k_proj = take(w.k_proj, "self_attn.k_proj.weight", {kv_size, hidden}, "k_proj");
+    LinearWeight v_proj = take(w.v_proj, "self_attn.v_proj.weight", {kv_size, hidden}, "v_proj");
+    LinearWeight o_proj = take(w.o_proj, "self_attn.o_proj.weight", {hidden, q_size}, "o_proj");
     expect_shape(w.post_attention_layernorm, {hidden}, prefix + "post_attention_layernorm");
-    expect_shape(w.gate_proj, {inter, hidden}, prefix + "gate_proj");
-    expect_shape(w.up_proj, {inter, hidden}, prefix + "up_proj");
-    expect_shape(w.down_proj, {hidden, inter}, prefix + "down_proj");
+    LinearWeight gate_proj =
+        take(w.gate_proj, "mlp.gate_proj.weight", {inter, hidden}, "gate_proj");
+    LinearWeight up_proj = take(w.up_proj, "mlp.up_proj.weight", {inter, hidden}, "up_proj");
+    LinearWeight down_proj =
+        take(w.down_proj, "mlp.down_proj.weight", {hidden, inter}, "down_proj");
     const bool has_bias = !w.q_bias.empty() || !w.k_bias.empty() || !w.v_bias.empty();
     if (c.attention_bias || has_bias) {
       expect_shape(w.q_bias, {q_size}, prefix + "q_bias");
@@ -165,12 +199,12 @@ LlamaModel::LlamaModel(LlamaWeights weights, const ParallelLayout& layout,
 
     Layer layer;
     layer.input_layernorm = std::move(w.input_layernorm);
-    layer.qkv_proj = stack_rows({&w.q_proj, &w.k_proj, &w.v_proj}, hidden);
+    layer.qkv_proj = stack_linear_rows({&q_proj, &k_proj, &v_proj});
     if (has_bias) layer.qkv_bias = stack_rows({&w.q_bias, &w.k_bias, &w.v_bias}, 1);
-    layer.o_proj = std::move(w.o_proj);
+    layer.o_proj = std::move(o_proj);
     layer.post_attention_layernorm = std::move(w.post_attention_layernorm);
-    layer.gate_up_proj = stack_rows({&w.gate_proj, &w.up_proj}, hidden);
-    layer.down_proj = std::move(w.down_proj);
+    layer.gate_up_proj = stack_linear_rows({&gate_proj, &up_proj});
+    layer.down_proj = std::move(down_proj);
     layers_.push_back(std::move(layer));
   }
   rope_inv_freq_ = cpu::rope_inv_freq(rope_params(c));
@@ -295,7 +329,7 @@ HostTensor LlamaModel::forward_stage(const ForwardBatch& batch, KvCache& cache,
       const int64_t row = static_cast<int64_t>(batch.token_ids[t]) - vocab_begin;
       float* out = hidden_.data() + t * hidden;
       if (row >= 0 && row < vocab_rows_) {
-        std::memcpy(out, embed_tokens_.data.data() + row * hidden, hidden * sizeof(float));
+        embed_tokens_.dequantize_row(row, out);
       } else {
         std::memset(out, 0, hidden * sizeof(float));
       }
@@ -332,9 +366,8 @@ HostTensor LlamaModel::forward_stage(const ForwardBatch& batch, KvCache& cache,
 
     cpu::rms_norm(hidden_.data(), layer.input_layernorm.data.data(), normed_.data(), num_tokens,
                   hidden, eps);
-    cpu::linear(normed_.data(), layer.qkv_proj.data.data(),
-                layer.qkv_bias.empty() ? nullptr : layer.qkv_bias.data.data(), qkv_.data(),
-                {num_tokens, hidden, qkv_width});
+    linear(normed_.data(), layer.qkv_proj,
+           layer.qkv_bias.empty() ? nullptr : layer.qkv_bias.data.data(), qkv_.data(), num_tokens);
     float* query = qkv_.data();
     float* key = query + q_size;
     float* value = key + kv_size;
@@ -357,17 +390,14 @@ HostTensor LlamaModel::forward_stage(const ForwardBatch& batch, KvCache& cache,
     cpu::paged_attention(attention_args, attention_shape);
 
     // hidden += attention W_o^T (beta = 1 fuses the residual add)
-    cpu::linear(attention_.data(), layer.o_proj.data.data(), nullptr, hidden_.data(),
-                {num_tokens, q_size, hidden}, residual_beta);
+    linear(attention_.data(), layer.o_proj, nullptr, hidden_.data(), num_tokens, residual_beta);
     all_reduce(hidden_.data(), num_tokens * hidden);
 
     cpu::rms_norm(hidden_.data(), layer.post_attention_layernorm.data.data(), normed_.data(),
                   num_tokens, hidden, eps);
-    cpu::linear(normed_.data(), layer.gate_up_proj.data.data(), nullptr, gate_up_.data(),
-                {num_tokens, hidden, 2 * inter});
+    linear(normed_.data(), layer.gate_up_proj, nullptr, gate_up_.data(), num_tokens);
     cpu::silu_and_mul(gate_up_.data(), activation_.data(), num_tokens, inter);
-    cpu::linear(activation_.data(), layer.down_proj.data.data(), nullptr, hidden_.data(),
-                {num_tokens, inter, hidden}, residual_beta);
+    linear(activation_.data(), layer.down_proj, nullptr, hidden_.data(), num_tokens, residual_beta);
     all_reduce(hidden_.data(), num_tokens * hidden);
   }
 
@@ -389,10 +419,9 @@ HostTensor LlamaModel::forward_stage(const ForwardBatch& batch, KvCache& cache,
   HostTensor logits;
   logits.shape = {num_logits, c.vocab_size};
   logits.data.resize(static_cast<size_t>(num_logits * c.vocab_size));
-  const HostTensor& head = lm_head_.empty() ? embed_tokens_ : lm_head_;
+  const LinearWeight& head = lm_head_.empty() ? embed_tokens_ : lm_head_;
   if (!tensor_parallel) {
-    cpu::linear(normed_.data(), head.data.data(), nullptr, logits.data.data(),
-                {num_logits, hidden, c.vocab_size});
+    linear(normed_.data(), head, nullptr, logits.data.data(), num_logits);
     return logits;
   }
   // Vocab-parallel LM head: each rank's columns, gathered [rank][logit row][vocab row], then
@@ -400,8 +429,7 @@ HostTensor LlamaModel::forward_stage(const ForwardBatch& batch, KvCache& cache,
   const int64_t tp = shard_.layout.tp_size;
   resize_for(gate_up_, num_logits * vocab_rows_);
   resize_for(gathered_, tp * num_logits * vocab_rows_);
-  cpu::linear(normed_.data(), head.data.data(), nullptr, gate_up_.data(),
-              {num_logits, hidden, vocab_rows_});
+  linear(normed_.data(), head, nullptr, gate_up_.data(), num_logits);
   tp_group_->all_gather({gate_up_.data(), static_cast<size_t>(num_logits * vocab_rows_)},
                         {gathered_.data(), static_cast<size_t>(tp * num_logits * vocab_rows_)});
   for (int64_t rank = 0; rank < tp; ++rank) {

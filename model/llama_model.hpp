@@ -16,6 +16,8 @@
 #include "model/communicator.hpp"
 #include "model/forward_batch.hpp"
 #include "model/kv_cache.hpp"
+#include "model/linear_weight.hpp"
+#include "model/llama_checkpoint.hpp"
 #include "model/llama_weights.hpp"
 #include "model/model_config.hpp"
 #include "model/parallel_layout.hpp"
@@ -33,6 +35,9 @@ class LlamaModel {
   // Throws ParallelLayoutError when the layout does not fit the model or the group.
   LlamaModel(LlamaWeights weights, const ParallelLayout& layout,
              std::shared_ptr<Communicator> tp_group);
+  // The whole model with the checkpoint's block-quantized matrices computed by the quantized
+  // kernel (GGUF Q4_0/Q4_1/Q5_0/Q5_1/Q8_0, as llama.cpp computes them), everything else in fp32.
+  explicit LlamaModel(LlamaCheckpoint checkpoint);
 
   const ModelConfig& config() const { return config_; }  // the whole model's
   const ModelShard& shard() const { return shard_; }
@@ -58,14 +63,16 @@ class LlamaModel {
  private:
   struct Layer {
     HostTensor input_layernorm;
-    HostTensor qkv_proj;  // [q_size + 2 * kv_size, hidden]: q, k, v rows stacked
-    HostTensor qkv_bias;  // [q_size + 2 * kv_size] or empty
-    HostTensor o_proj;    // [hidden, q_size]
+    LinearWeight qkv_proj;  // [q_size + 2 * kv_size, hidden]: q, k, v rows stacked
+    HostTensor qkv_bias;    // [q_size + 2 * kv_size] or empty
+    LinearWeight o_proj;    // [hidden, q_size]
     HostTensor post_attention_layernorm;
-    HostTensor gate_up_proj;  // [2 * intermediate, hidden]: gate rows then up rows
-    HostTensor down_proj;     // [hidden, intermediate]
+    LinearWeight gate_up_proj;  // [2 * intermediate, hidden]: gate rows then up rows
+    LinearWeight down_proj;     // [hidden, intermediate]
   };
 
+  LlamaModel(LlamaCheckpoint checkpoint, const ParallelLayout& layout,
+             std::shared_ptr<Communicator> tp_group);
   void validate(const ForwardBatch& batch, const KvCache& cache) const;
   // Sums a row-parallel output over the TP group (no-op without one).
   void all_reduce(float* data, int64_t size);
@@ -74,10 +81,10 @@ class LlamaModel {
   ModelShard shard_;
   std::shared_ptr<Communicator> tp_group_;
   int64_t vocab_rows_ = 0;     // rows of embed_tokens_ / lm_head_ on this rank
-  HostTensor embed_tokens_;    // first stage (and last when tied); this rank's vocabulary rows
+  LinearWeight embed_tokens_;  // first stage (and last when tied); this rank's vocabulary rows
   std::vector<Layer> layers_;  // this stage's layers
   HostTensor norm_;
-  HostTensor lm_head_;  // empty when tied: embed_tokens_ serves as the LM head
+  LinearWeight lm_head_;  // empty when tied: embed_tokens_ serves as the LM head
   std::vector<double> rope_inv_freq_;
 
   // Scratch, reused across calls.

@@ -4,6 +4,8 @@
 #include <chrono>
 #include <cstring>
 #include <fstream>
+#include <optional>
+#include <span>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -13,6 +15,7 @@
 #include "model/gguf.hpp"
 #include "model/gguf_config.hpp"
 #include "model/gguf_dequantize.hpp"
+#include "model/linear_weight.hpp"
 #include "model/llama_weight_specs.hpp"
 #include "model/model_load_error.hpp"
 #include "model/safetensors.hpp"
@@ -46,28 +49,46 @@ void convert_into(HostTensor& dest, const std::vector<int64_t>& shape, GgmlType 
 
 // GGUF's llama converter permutes each head's Q/K rows from Hugging Face's [2][head_dim/2]
 // (rotate-half pairs) to [head_dim/2][2] (interleaved pairs); this undoes it, as transformers'
-// GGUF loader does: HF row (h, j, i) = GGUF row (h, i, j).
-void unpermute_rope_rows(HostTensor& tensor, int64_t num_heads) {
-  const int64_t rows = tensor.shape[0];
-  const int64_t row_length = tensor.shape.size() > 1 ? tensor.shape[1] : 1;
+// GGUF loader does: HF row (h, j, i) = GGUF row (h, i, j). Rows are moved whole, so it works on
+// fp32 rows and on rows of quantized blocks alike.
+void unpermute_rope_rows(std::byte* data, int64_t rows, int64_t row_bytes, int64_t num_heads) {
   const int64_t head_dim = rows / num_heads;
   const int64_t half = head_dim / 2;
-  const std::vector<float> gguf = tensor.data;
+  const std::vector<std::byte> gguf(data, data + rows * row_bytes);
   for (int64_t h = 0; h < num_heads; ++h) {
     for (int64_t i = 0; i < half; ++i) {
       for (int64_t j = 0; j < 2; ++j) {
         const int64_t hf_row = h * head_dim + j * half + i;
         const int64_t gguf_row = h * head_dim + i * 2 + j;
-        std::memcpy(tensor.data.data() + hf_row * row_length, gguf.data() + gguf_row * row_length,
-                    sizeof(float) * row_length);
+        std::memcpy(data + hf_row * row_bytes, gguf.data() + gguf_row * row_bytes, row_bytes);
       }
     }
   }
 }
 
-LlamaWeights load_gguf_weights(const fs::path& path, int threads) {
+void unpermute_rope_rows(HostTensor& tensor, int64_t num_heads) {
+  const int64_t rows = tensor.shape[0];
+  const int64_t row_length = tensor.shape.size() > 1 ? tensor.shape[1] : 1;
+  unpermute_rope_rows(reinterpret_cast<std::byte*>(tensor.data.data()), rows,
+                      row_length * static_cast<int64_t>(sizeof(float)), num_heads);
+}
+
+// A GGUF matrix the quantized kernel computes directly: its blocks, copied out of the mapping.
+LinearWeight quantized_linear_weight(const std::vector<int64_t>& shape, cpu::BlockQuantType type,
+                                     std::span<const std::byte> data) {
+  LinearWeight weight;
+  weight.out_features = shape[0];
+  weight.in_features = shape[1];
+  weight.block_type = type;
+  const auto* bytes = reinterpret_cast<const uint8_t*>(data.data());
+  weight.blocks.assign(bytes, bytes + data.size());
+  return weight;
+}
+
+LlamaCheckpoint load_gguf_checkpoint(const fs::path& path, int threads, bool keep_quantized) {
   const GgufFile file = GgufFile::open(path);
-  LlamaWeights weights;
+  LlamaCheckpoint checkpoint;
+  LlamaWeights& weights = checkpoint.weights;
   weights.config = model_config_from_gguf(file);
   const bool permuted = file.get_string("general.architecture") == "llama";
   weights.layers.resize(static_cast<std::size_t>(weights.config.num_hidden_layers));
@@ -89,10 +110,22 @@ LlamaWeights load_gguf_weights(const fs::path& path, int threads) {
                                      "Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, "
                                      "IQ4_NL, IQ4_XS)");
     }
+    const std::optional<cpu::BlockQuantType> block_type = kernel_block_type(tensor->type);
+    if (keep_quantized && block_type && slot.shape.size() == 2 && !slot.is_norm &&
+        slot.shape[1] % cpu::kQuantBlockElements == 0) {
+      LinearWeight weight =
+          quantized_linear_weight(slot.shape, *block_type, file.tensor_data(*tensor));
+      if (permuted && slot.rope_heads > 0) {
+        unpermute_rope_rows(reinterpret_cast<std::byte*>(weight.blocks.data()), weight.out_features,
+                            weight.row_bytes(), slot.rope_heads);
+      }
+      checkpoint.quantized.emplace(slot.hf_name, std::move(weight));
+      continue;
+    }
     convert_into(dest, slot.shape, tensor->type, file.tensor_data(*tensor), threads);
     if (permuted && slot.rope_heads > 0) unpermute_rope_rows(dest, slot.rope_heads);
   }
-  return weights;
+  return checkpoint;
 }
 
 fs::path model_directory(const fs::path& path) {
@@ -192,29 +225,38 @@ LlamaWeights make_dummy_llama_weights(const ModelConfig& config, const LoadOptio
   return make_dummy_weights(config, options.seed, options.num_threads);
 }
 
-LlamaWeights load_llama_weights(const fs::path& path_or_dir, LoadFormat format,
-                                const LoadOptions& options) {
+LlamaCheckpoint load_llama_checkpoint(const fs::path& path_or_dir, LoadFormat format,
+                                      const LoadOptions& options) {
   const auto start = std::chrono::steady_clock::now();
   if (format == LoadFormat::kAuto) format = detect_load_format(path_or_dir);
   const int threads = resolve_threads(options.num_threads);
-  LlamaWeights weights;
+  LlamaCheckpoint checkpoint;
   switch (format) {
     case LoadFormat::kGguf:
-      weights = load_gguf_weights(path_or_dir, threads);
+      checkpoint = load_gguf_checkpoint(path_or_dir, threads, options.keep_quantized);
       break;
     case LoadFormat::kSafetensors:
-      weights = load_safetensors_weights(path_or_dir, threads);
+      checkpoint.weights = load_safetensors_weights(path_or_dir, threads);
       break;
     default:
-      weights = make_dummy_llama_weights(load_model_config(path_or_dir), options);
+      checkpoint.weights = make_dummy_llama_weights(load_model_config(path_or_dir), options);
       break;
   }
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  logger("model")->info("loaded {} ({}, {} layers, hidden {}) in {:.2f} s", path_or_dir.string(),
-                        load_format_name(format), weights.config.num_hidden_layers,
-                        weights.config.hidden_size, seconds);
-  return weights;
+  const ModelConfig& config = checkpoint.weights.config;
+  logger("model")->info(
+      "loaded {} ({}, {} layers, hidden {}, {} matrices kept quantized) in {:.2f} s",
+      path_or_dir.string(), load_format_name(format), config.num_hidden_layers, config.hidden_size,
+      checkpoint.quantized.size(), seconds);
+  return checkpoint;
+}
+
+LlamaWeights load_llama_weights(const fs::path& path_or_dir, LoadFormat format,
+                                const LoadOptions& options) {
+  LoadOptions fp32_options = options;
+  fp32_options.keep_quantized = false;
+  return load_llama_checkpoint(path_or_dir, format, fp32_options).weights;
 }
 
 }  // namespace vllm

@@ -10,6 +10,7 @@
 #include <string_view>
 
 #include "model/hf_config.hpp"
+#include "model/llama_checkpoint.hpp"
 #include "model/llama_weights.hpp"
 #include "model/model_config.hpp"
 
@@ -25,6 +26,9 @@ std::string_view load_format_name(LoadFormat format);
 struct LoadOptions {
   int num_threads = 0;  // dequantization / fill threads; 0: all hardware threads
   uint64_t seed = 0;    // dummy weights only
+  // load_llama_checkpoint, GGUF only: keep Q4_0/Q4_1/Q5_0/Q5_1/Q8_0 matrices (linear layers,
+  // embedding, LM head) in their blocks for the quantized kernel; false: everything fp32.
+  bool keep_quantized = true;
 };
 
 // The format `auto` resolves to for this path: a directory or a *.safetensors / config.json file
@@ -45,6 +49,12 @@ GenerationDefaults load_model_generation_defaults(const std::filesystem::path& p
 LlamaWeights load_llama_weights(const std::filesystem::path& path_or_dir,
                                 LoadFormat format = LoadFormat::kAuto,
                                 const LoadOptions& options = {});
+
+// load_llama_weights, keeping GGUF block-quantized matrices as blocks (options.keep_quantized).
+// safetensors and dummy checkpoints come back all fp32, as from load_llama_weights.
+LlamaCheckpoint load_llama_checkpoint(const std::filesystem::path& path_or_dir,
+                                      LoadFormat format = LoadFormat::kAuto,
+                                      const LoadOptions& options = {});
 
 // Random weights of the config's shapes (vLLM's dummy format; see dummy_weights.hpp, which a
 // GPU loader can use chunk by chunk without fp32 host tensors): linear layers, embeddings and

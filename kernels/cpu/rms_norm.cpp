@@ -6,14 +6,23 @@ namespace vllm::cpu {
 
 void rms_norm(const float* x, const float* weight, float* out, int64_t rows, int64_t hidden,
               float eps) {
+  // ggml's rounding steps, so GGUF models follow llama.cpp bit for bit: squares in float summed in
+  // double, the mean rounded to float, scale = 1 / sqrtf(mean + eps) in float, then
+  // (x * scale) * weight.
   for (int64_t r = 0; r < rows; ++r) {
     const float* in = x + r * hidden;
     float* dst = out + r * hidden;
-    double sum_squares = 0.0;  // double: hidden sizes reach 8k+, keep the mean exact enough
-    for (int64_t i = 0; i < hidden; ++i) sum_squares += static_cast<double>(in[i]) * in[i];
-    const float inv_rms =
-        static_cast<float>(1.0 / std::sqrt(sum_squares / static_cast<double>(hidden) + eps));
-    for (int64_t i = 0; i < hidden; ++i) dst[i] = in[i] * inv_rms * weight[i];
+    double sum_squares = 0.0;
+    for (int64_t i = 0; i < hidden; ++i) {
+      const float square = in[i] * in[i];
+      sum_squares += static_cast<double>(square);
+    }
+    const auto mean = static_cast<float>(sum_squares / static_cast<double>(hidden));
+    const float scale = 1.0f / std::sqrt(mean + eps);
+    for (int64_t i = 0; i < hidden; ++i) {
+      const float normalized = in[i] * scale;
+      dst[i] = normalized * weight[i];
+    }
   }
 }
 

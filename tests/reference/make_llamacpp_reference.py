@@ -2,7 +2,16 @@
 """Records llama.cpp's logits and greedy continuations on the bundled SmolLM2 GGUF.
 
 The C++ test tests/model/test_llama_reference.cpp compares vllm-cpp's forward pass with this
-data, so CI never builds llama.cpp. Prompts are stored as llama.cpp's own token ids (the test
+data, so CI never builds llama.cpp.
+
+Like for like: vllm-cpp keeps K/V in fp32 and runs attention in fp32, so llama.cpp runs with
+its KV cache in F32 (type_k = type_v = GGML_TYPE_F32; the default is F16, which rounds every
+cached K/V value and the query to fp16) and flash attention disabled (KQ and KQV as fp32 matmuls,
+softmax in fp32). Its matmuls quantize the activations to Q8_1/Q8_0 blocks exactly as vllm-cpp's
+quantized kernel does. The settings are recorded in reference.json ("llama_cpp_settings"). The
+default F16-KV configuration is also run and its distance from the F32-KV reference printed, for
+information only. One thread: llama.cpp's results do not depend on the thread count (each output
+element is computed by one thread), and one thread stays fast on a busy machine. Prompts are stored as llama.cpp's own token ids (the test
 does not depend on our tokenizer). Written to tests/reference/data/llamacpp/:
 
   reference.json    model, llama.cpp version, per prompt: token ids, llama.cpp's argmax and
@@ -20,7 +29,7 @@ import os
 import pathlib
 
 import numpy as np
-from llama_cpp import Llama, __version__ as llama_cpp_version
+from llama_cpp import GGML_TYPE_F16, GGML_TYPE_F32, Llama, __version__ as llama_cpp_version
 
 HERE = pathlib.Path(__file__).resolve().parent
 OUT = HERE / "data" / "llamacpp"
@@ -92,13 +101,39 @@ def top2_gap(logits):
     return float(top[1] - top[0])
 
 
+SETTINGS = {"n_ctx": 1024, "n_batch": 512, "n_threads": 1, "n_threads_batch": 1, "seed": 0,
+            "flash_attn": False, "type_k": GGML_TYPE_F32, "type_v": GGML_TYPE_F32}
+
+
+def run(llm, tokens):
+    """llama.cpp's last-position logits and GREEDY_STEPS greedy tokens with their top-2 gaps."""
+    llm.reset()
+    llm.eval(tokens)
+    logits = last_logits(llm)
+    first = logits
+    greedy, gaps = [], []
+    for _ in range(GREEDY_STEPS):
+        token = int(np.argmax(logits))
+        greedy.append(token)
+        gaps.append(top2_gap(logits))
+        llm.eval([token])
+        logits = last_logits(llm)
+    return first, greedy, gaps
+
+
+def cosine(a, b):
+    a, b = a.astype(np.float64), b.astype(np.float64)
+    return float(a @ b / np.sqrt((a @ a) * (b @ b)))
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=pathlib.Path, default=DEFAULT_MODEL)
+    parser.add_argument("--skip-f16-kv", action="store_true",
+                        help="do not run the informational F16-KV comparison")
     args = parser.parse_args()
 
-    llm = Llama(model_path=str(args.model), n_ctx=1024, n_batch=512, n_threads=2,
-                n_threads_batch=2, seed=0, verbose=False)
+    llm = Llama(model_path=str(args.model), verbose=False, **SETTINGS)
     vocab = llm.n_vocab()
 
     corpus = llm.tokenize("\n\n".join(TEXTS * 3).encode(), add_bos=False, special=False)
@@ -114,27 +149,33 @@ def main():
     all_last_logits = np.zeros((len(prompts), vocab), dtype=np.float32)
     for index, (kind, tokens) in enumerate(prompts):
         assert 5 <= len(tokens) <= 500, len(tokens)
-        llm.reset()
-        llm.eval(tokens)
-        logits = last_logits(llm)
+        logits, greedy, gaps = run(llm, tokens)
         all_last_logits[index] = logits
-        record = {"kind": kind, "prompt_token_ids": [int(t) for t in tokens],
-                  "last_argmax": int(np.argmax(logits)), "last_top2_gap": top2_gap(logits),
-                  "greedy_token_ids": [], "greedy_top2_gaps": []}
-        for _ in range(GREEDY_STEPS):
-            token = int(np.argmax(logits))
-            record["greedy_token_ids"].append(token)
-            record["greedy_top2_gaps"].append(top2_gap(logits))
-            llm.eval([token])
-            logits = last_logits(llm)
-        records.append(record)
-        print(f"prompt {index:2d}: {len(tokens):3d} tokens, gap {record['last_top2_gap']:.3f}")
+        records.append({"kind": kind, "prompt_token_ids": [int(t) for t in tokens],
+                        "last_argmax": int(np.argmax(logits)), "last_top2_gap": top2_gap(logits),
+                        "greedy_token_ids": greedy, "greedy_top2_gaps": gaps})
+        print(f"prompt {index:2d}: {len(tokens):3d} tokens, gap {top2_gap(logits):.3f}")
+
+    if not args.skip_f16_kv:
+        # For information: llama.cpp's default F16 KV cache against its own F32-KV run.
+        del llm
+        f16 = Llama(model_path=str(args.model), verbose=False,
+                    **{**SETTINGS, "type_k": GGML_TYPE_F16, "type_v": GGML_TYPE_F16})
+        cosines, identical = [], 0
+        for index, (_, tokens) in enumerate(prompts):
+            logits, greedy, _ = run(f16, tokens)
+            cosines.append(cosine(logits, all_last_logits[index]))
+            identical += greedy == records[index]["greedy_token_ids"]
+        print(f"F16 KV vs F32 KV (information): last-position cosine min {min(cosines):.6f}, "
+              f"mean {np.mean(cosines):.6f}; all {GREEDY_STEPS} greedy tokens identical on "
+              f"{identical} of {len(prompts)} prompts")
 
     OUT.mkdir(parents=True, exist_ok=True)
     all_last_logits.astype("<f2").tofile(OUT / "last_logits.f16")
     digest = hashlib.sha256(args.model.read_bytes()).hexdigest()
     meta = {"model": args.model.name, "model_sha256": digest,
-            "llama_cpp_python": llama_cpp_version, "n_threads": 2, "vocab_size": vocab,
+            "llama_cpp_python": llama_cpp_version, "vocab_size": vocab,
+            "llama_cpp_settings": {**SETTINGS, "type_k": "F32", "type_v": "F32"},
             "greedy_steps": GREEDY_STEPS, "logits_file": "last_logits.f16",
             "prompts": records}
     (OUT / "reference.json").write_text(json.dumps(meta, indent=1) + "\n")
