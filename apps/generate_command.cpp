@@ -36,6 +36,8 @@ constexpr FlagSpec kFlags[] = {
     {"--seed", true, "per-request seed: the same seed gives the same tokens"},
     {"--ignore-eos", false, "keep generating past EOS"},
     {"--load-format", true, "auto | gguf | safetensors | dummy (default auto)"},
+    {"--dequantize-gguf", false,
+     "compute GGUF quantized matrices in fp32 instead of in their blocks with Q8 activations"},
     {"--threads", true, "CPU threads for kernels and BLAS (default: all)"},
     {"--block-size", true, "KV cache block size in tokens (default 16)"},
     {"--max-num-batched-tokens", true, "prefill chunk size (default 2048)"},
@@ -153,6 +155,7 @@ int run_generate(const Args& raw_args) {
   const auto load_start = Clock::now();
   LoadOptions load_options;
   load_options.num_threads = threads;
+  load_options.keep_quantized = !args.has("--dequantize-gguf");
   LlamaModel model(load_llama_checkpoint(model_path, format, load_options));
   const double load_s = seconds_since(load_start);
   const ModelConfig& config = model.config();

@@ -33,6 +33,8 @@ constexpr FlagSpec kFlags[] = {
     {"--pipeline-parallel-size", true, "pipeline stages in this process (CPU; default 1)"},
     {"--enable-prefix-caching", false, "reuse KV blocks of shared prefixes (default)"},
     {"--no-enable-prefix-caching", false, "turn prefix caching off"},
+    {"--dequantize-gguf", false,
+     "CPU: compute GGUF quantized matrices in fp32 instead of in their blocks with Q8 activations"},
     {"--chat-template", true, "a chat template file or inline Jinja (default: the model's)"},
     {"--seed", true, "seed of the sampler for requests without their own (default 0)"},
     {"--dtype", true, "auto | float32 (the CPU backend computes in float32)"},
@@ -148,6 +150,7 @@ int run_serve(const Args& raw_args) {
   engine.max_prefill_tokens_per_decode =
       static_cast<int32_t>(args.int_value("--max-prefill-tokens-per-decode", -1));
   engine.enable_prefix_caching = !args.has("--no-enable-prefix-caching");
+  engine.dequantize_gguf = args.has("--dequantize-gguf");
   if (auto v = args.value("--kv-cache-memory")) {
     engine.kv_cache_memory_bytes = parse_bytes("--kv-cache-memory", *v);
   }

@@ -430,7 +430,7 @@ asio::awaitable<Engine> Engine::create(EngineArgs args) {
   auto start_time = Clock::now();
   // Named, not a temporary inside the co_await: GCC 12 destroys such temporaries twice.
   // The single CPU worker keeps GGUF block-quantized matrices as blocks; the others take fp32.
-  const bool keep_quantized = !use_cuda && !parallel && !external_worker;
+  const bool keep_quantized = !use_cuda && !parallel && !external_worker && !args.dequantize_gguf;
   auto load = [model_path, format, seed = args.seed, external_worker,
                keep_quantized]() -> asio::awaitable<LlamaCheckpoint> {
     if (external_worker) {  // the weights live with the worker: only the config here

@@ -52,6 +52,10 @@ struct EngineArgs {
   uint64_t seed = 0;
   int32_t max_waiting_requests = 4096;  // admission limit: more are refused (HTTP 503)
   int32_t num_cpu_threads = 0;          // CPU forward threads; 0: all cores
+  // The single CPU worker computes a GGUF's Q4_0/Q4_1/Q5_0/Q5_1/Q8_0 matrices in their blocks
+  // with Q8 activations, as llama.cpp does; true: dequantized to fp32 at load (OpenBLAS), as the
+  // CUDA and parallel workers always do.
+  bool dequantize_gguf = false;
   // Parallel layout in this process (CPU): TP ranks of a stage share a Gloo group over loopback;
   // PP stages split the layers. --kv-cache-memory is per rank.
   int32_t tensor_parallel_size = 1;

@@ -77,6 +77,7 @@ VLLM_AVX2 void dot_rows(const uint8_t* weight_rows, int64_t weight_row_bytes,
   const int8_t* quants[R];
   const float* scales[R];
   const float* sums[R];
+  #pragma GCC unroll 4
   for (int r = 0; r < R; ++r) {
     quants[r] = activations.quants + (first_row + r) * activations.in_features;
     scales[r] = activations.scales + (first_row + r) * num_blocks;
@@ -84,7 +85,9 @@ VLLM_AVX2 void dot_rows(const uint8_t* weight_rows, int64_t weight_row_bytes,
   }
   __m256 acc[W][R];
   float offsets[W][R];
+  #pragma GCC unroll 4
   for (int w = 0; w < W; ++w) {
+    #pragma GCC unroll 4
     for (int r = 0; r < R; ++r) {
       acc[w][r] = _mm256_setzero_ps();
       offsets[w][r] = 0.0f;
@@ -94,6 +97,7 @@ VLLM_AVX2 void dot_rows(const uint8_t* weight_rows, int64_t weight_row_bytes,
     __m256i weights[W], magnitudes[W];
     __m256 weight_scale[W];
     float weight_offset[W];
+    #pragma GCC unroll 4
     for (int w = 0; w < W; ++w) {
       const uint8_t* block = weight_rows + w * weight_row_bytes + b * kWeightBytes;
       weight_scale[w] = _mm256_set1_ps(finite_fp16_to_fp32(load_u16(block)));
@@ -103,10 +107,12 @@ VLLM_AVX2 void dot_rows(const uint8_t* weight_rows, int64_t weight_row_bytes,
       magnitudes[w] = kUnsigned ? weights[w] : _mm256_sign_epi8(weights[w], weights[w]);
       weight_offset[w] = kQ8_1 ? finite_fp16_to_fp32(load_u16(block + 2)) : 0.0f;
     }
+    #pragma GCC unroll 4
     for (int r = 0; r < R; ++r) {
       const __m256i q =
           _mm256_loadu_si256(reinterpret_cast<const __m256i*>(quants[r] + b * kQuantBlockElements));
       const __m256 activation_scale = _mm256_broadcast_ss(scales[r] + b);
+      #pragma GCC unroll 4
       for (int w = 0; w < W; ++w) {
         const __m256i signed_q = kUnsigned ? q : _mm256_sign_epi8(q, weights[w]);
         const __m256i pairs = _mm256_maddubs_epi16(magnitudes[w], signed_q);
@@ -119,7 +125,9 @@ VLLM_AVX2 void dot_rows(const uint8_t* weight_rows, int64_t weight_row_bytes,
       }
     }
   }
+  #pragma GCC unroll 4
   for (int w = 0; w < W; ++w) {
+    #pragma GCC unroll 4
     for (int r = 0; r < R; ++r) {
       const float sum = sum_lanes(acc[w][r]);
       out[w * R + r] = kQ8_1 ? sum + offsets[w][r] : sum;

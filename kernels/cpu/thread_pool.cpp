@@ -4,6 +4,19 @@
 #include <string>
 
 namespace vllm {
+namespace {
+
+// About 20-50 microseconds of polling: longer than the gap between two loops of a forward pass,
+// far shorter than anything a user would notice as an idle CPU.
+constexpr int kSpinIterations = 4000;
+
+inline void cpu_relax() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#endif
+}
+
+}  // namespace
 
 ThreadPool::ThreadPool(int num_threads) {
   if (num_threads < 1) {
@@ -17,7 +30,7 @@ ThreadPool::ThreadPool(int num_threads) {
 ThreadPool::~ThreadPool() {
   {
     std::lock_guard lock(mutex_);
-    stopping_ = true;
+    stopping_.store(true);
   }
   work_ready_.notify_all();
   for (auto& worker : workers_) worker.join();
@@ -25,12 +38,8 @@ ThreadPool::~ThreadPool() {
 
 void ThreadPool::run_items() {
   for (;;) {
-    int64_t item;
-    {
-      std::lock_guard lock(mutex_);
-      if (next_item_ >= num_items_) return;
-      item = next_item_++;
-    }
+    const int64_t item = next_item_.fetch_add(1, std::memory_order_relaxed);
+    if (item >= num_items_) return;
     try {
       (*body_)(item);
     } catch (...) {
@@ -43,16 +52,26 @@ void ThreadPool::run_items() {
 void ThreadPool::worker_loop() {
   uint64_t seen_generation = 0;
   for (;;) {
-    {
-      std::unique_lock lock(mutex_);
-      work_ready_.wait(lock, [&] { return stopping_ || generation_ != seen_generation; });
-      if (stopping_) return;
-      seen_generation = generation_;
+    bool ready = false;
+    for (int spin = 0; spin < kSpinIterations && !ready; ++spin) {
+      ready = generation_.load(std::memory_order_acquire) != seen_generation ||
+              stopping_.load(std::memory_order_relaxed);
+      if (!ready) cpu_relax();
     }
+    if (!ready) {
+      std::unique_lock lock(mutex_);
+      ++sleeping_workers_;
+      work_ready_.wait(lock, [&] {
+        return stopping_.load() || generation_.load(std::memory_order_acquire) != seen_generation;
+      });
+      --sleeping_workers_;
+    }
+    if (stopping_.load()) return;
+    seen_generation = generation_.load(std::memory_order_acquire);
     run_items();
-    {
+    if (busy_workers_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
       std::lock_guard lock(mutex_);
-      if (--busy_workers_ == 0) work_done_.notify_one();
+      if (caller_sleeping_) work_done_.notify_one();
     }
   }
 }
@@ -64,21 +83,32 @@ void ThreadPool::parallel_for(int64_t n, const std::function<void(int64_t)>& bod
     return;
   }
   std::lock_guard caller_lock(caller_mutex_);
+  body_ = &body;
+  num_items_ = n;
+  next_item_.store(0, std::memory_order_relaxed);
+  busy_workers_.store(static_cast<int>(workers_.size()), std::memory_order_relaxed);
+  bool wake = false;
   {
     std::lock_guard lock(mutex_);
-    body_ = &body;
-    num_items_ = n;
-    next_item_ = 0;
     error_ = nullptr;
-    busy_workers_ = static_cast<int>(workers_.size());
-    ++generation_;
+    generation_.fetch_add(1, std::memory_order_release);
+    wake = sleeping_workers_ > 0;
   }
-  work_ready_.notify_all();
+  if (wake) work_ready_.notify_all();
   run_items();
+  bool done = false;
+  for (int spin = 0; spin < kSpinIterations && !done; ++spin) {
+    done = busy_workers_.load(std::memory_order_acquire) == 0;
+    if (!done) cpu_relax();
+  }
   std::exception_ptr error;
   {
     std::unique_lock lock(mutex_);
-    work_done_.wait(lock, [&] { return busy_workers_ == 0; });
+    if (!done) {
+      caller_sleeping_ = true;
+      work_done_.wait(lock, [&] { return busy_workers_.load(std::memory_order_acquire) == 0; });
+      caller_sleeping_ = false;
+    }
     body_ = nullptr;
     error = error_;
     error_ = nullptr;

@@ -1,11 +1,14 @@
 // ThreadPool: a fixed set of worker threads that run one parallel loop at a time. The caller
 // takes part in the loop, so a pool of N threads uses N-1 workers plus the calling thread.
-// Workers sleep on a condition variable between loops (no spinning: the machine is shared with
-// OpenBLAS's own threads).
+// Between loops a worker spins briefly (a decode step issues a few hundred short loops in a row,
+// and a futex wake-up per loop costs as much as the loop itself), then sleeps on a condition
+// variable, so an idle pool costs no CPU.
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
+#include <exception>
 #include <functional>
 #include <mutex>
 #include <thread>
@@ -39,14 +42,16 @@ class ThreadPool {
   std::mutex mutex_;
   std::condition_variable work_ready_;
   std::condition_variable work_done_;
-  uint64_t generation_ = 0;  // bumped for every loop; workers wait for a new one
-  bool stopping_ = false;
-  int busy_workers_ = 0;
-  // The current loop (valid while busy_workers_ > 0 or the caller runs it).
+  std::atomic<uint64_t> generation_{0};  // bumped for every loop; workers wait for a new one
+  std::atomic<bool> stopping_{false};
+  std::atomic<int> busy_workers_{0};
+  int sleeping_workers_ = 0;      // guarded by mutex_: workers waiting on work_ready_
+  bool caller_sleeping_ = false;  // guarded by mutex_: the caller waits on work_done_
+  // The current loop, published by the release increment of generation_.
   const std::function<void(int64_t)>* body_ = nullptr;
   int64_t num_items_ = 0;
-  int64_t next_item_ = 0;  // guarded by mutex_ (items are coarse: a lock per item is cheap)
-  std::exception_ptr error_;
+  std::atomic<int64_t> next_item_{0};
+  std::exception_ptr error_;  // guarded by mutex_
 };
 
 }  // namespace vllm

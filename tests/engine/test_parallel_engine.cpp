@@ -84,6 +84,7 @@ EngineArgs dummy_args() {
 EngineArgs smollm2_args() {
   EngineArgs args = vllm::test::small_engine_args();
   args.device = "cpu";
+  args.dequantize_gguf = true;  // the parallel workers compute GGUF weights in fp32
   args.max_num_batched_tokens = 256;
   return args;
 }
