@@ -15,6 +15,16 @@ std::shared_ptr<PipelineWorker> make_local_pipeline_worker(ThreadModel& threads,
                                                            const LlamaWeights& weights,
                                                            std::vector<int32_t> eos_token_ids,
                                                            const LocalPipelineConfig& config) {
+  return make_local_pipeline_worker(threads, std::move(executor), LlamaCheckpoint{weights, {}},
+                                    std::move(eos_token_ids), config);
+}
+
+std::shared_ptr<PipelineWorker> make_local_pipeline_worker(ThreadModel& threads,
+                                                           asio::any_io_executor executor,
+                                                           const LlamaCheckpoint& checkpoint,
+                                                           std::vector<int32_t> eos_token_ids,
+                                                           const LocalPipelineConfig& config) {
+  const LlamaWeights& weights = checkpoint.weights;
   const int32_t tp = config.tensor_parallel_size, pp = config.pipeline_parallel_size;
   validate_layout({0, tp, 0, pp});
   // Refuse a layout that does not fit before starting any thread.
@@ -42,7 +52,7 @@ std::shared_ptr<PipelineWorker> make_local_pipeline_worker(ThreadModel& threads,
         options.timeout = config.collective_timeout;
         group = std::make_shared<GlooCommunicator>(store, options);
       }
-      return LlamaModel(shard_llama_weights(weights, layout), layout, std::move(group));
+      return LlamaModel(shard_llama_checkpoint(checkpoint, layout), layout, std::move(group));
     }));
   }
   std::vector<std::optional<LlamaModel>> models;

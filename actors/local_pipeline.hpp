@@ -13,6 +13,7 @@
 #include <asio/any_io_executor.hpp>
 
 #include "actors/pipeline_worker.hpp"
+#include "model/llama_checkpoint.hpp"
 #include "model/llama_weights.hpp"
 #include "runtime/thread_model.hpp"
 
@@ -32,6 +33,13 @@ struct LocalPipelineConfig {
 // Blocks while the shards are cut and the Gloo groups connect. `executor` runs the
 // PipelineWorker's strand; each rank gets a thread from `threads`. Throws ParallelLayoutError
 // when the layout does not fit the model, CollectiveError when a group cannot connect.
+// Block-quantized matrices of the checkpoint stay quantized in every shard.
+std::shared_ptr<PipelineWorker> make_local_pipeline_worker(ThreadModel& threads,
+                                                           asio::any_io_executor executor,
+                                                           const LlamaCheckpoint& checkpoint,
+                                                           std::vector<int32_t> eos_token_ids,
+                                                           const LocalPipelineConfig& config);
+// The same from fp32 weights.
 std::shared_ptr<PipelineWorker> make_local_pipeline_worker(ThreadModel& threads,
                                                            asio::any_io_executor executor,
                                                            const LlamaWeights& weights,

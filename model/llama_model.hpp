@@ -38,6 +38,9 @@ class LlamaModel {
   // The whole model with the checkpoint's block-quantized matrices computed by the quantized
   // kernel (GGUF Q4_0/Q4_1/Q5_0/Q5_1/Q8_0, as llama.cpp computes them), everything else in fp32.
   explicit LlamaModel(LlamaCheckpoint checkpoint);
+  // One rank's shard of such a checkpoint (cut by shard_llama_checkpoint for the same layout).
+  LlamaModel(LlamaCheckpoint checkpoint, const ParallelLayout& layout,
+             std::shared_ptr<Communicator> tp_group);
 
   const ModelConfig& config() const { return config_; }  // the whole model's
   const ModelShard& shard() const { return shard_; }
@@ -71,8 +74,6 @@ class LlamaModel {
     LinearWeight down_proj;     // [hidden, intermediate]
   };
 
-  LlamaModel(LlamaCheckpoint checkpoint, const ParallelLayout& layout,
-             std::shared_ptr<Communicator> tp_group);
   void validate(const ForwardBatch& batch, const KvCache& cache) const;
   // Sums a row-parallel output over the TP group (no-op without one).
   void all_reduce(float* data, int64_t size);

@@ -1,6 +1,8 @@
 #include "model/llama_weight_shards.hpp"
 
 #include <algorithm>
+#include <cstring>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <utility>
@@ -44,6 +46,61 @@ HostTensor cut_columns(const HostTensor& tensor, int64_t begin, int64_t count, c
     std::copy_n(tensor.data.begin() + r * cols + begin, count, out.data.begin() + r * count);
   }
   return out;
+}
+
+// Rows [begin, begin + count) of a matrix, fp32 or blocks; rows past its end are zero (an
+// all-zero block dequantizes to zeros in every supported format).
+LinearWeight cut_linear_rows(const LinearWeight& weight, int64_t begin, int64_t count,
+                             const std::string& name, bool pad) {
+  if (!pad && begin + count > weight.out_features) {
+    too_small(name.c_str(), "rows", weight.out_features, begin + count);
+  }
+  LinearWeight out;
+  out.out_features = count;
+  out.in_features = weight.in_features;
+  out.block_type = weight.block_type;
+  const int64_t row_bytes = weight.row_bytes();
+  const int64_t copied = std::clamp<int64_t>(weight.out_features - begin, 0, count);
+  if (weight.quantized()) {
+    out.blocks.assign(static_cast<size_t>(count * row_bytes), 0);
+    std::memcpy(out.blocks.data(), weight.blocks.data() + begin * row_bytes,
+                static_cast<size_t>(copied * row_bytes));
+  } else {
+    out.fp32.assign(static_cast<size_t>(count * weight.in_features), 0.0f);
+    std::copy_n(weight.fp32.begin() + begin * weight.in_features, copied * weight.in_features,
+                out.fp32.begin());
+  }
+  return out;
+}
+
+// Columns [begin, begin + count) of a matrix: whole blocks when they fall on block boundaries,
+// else through fp32.
+LinearWeight cut_linear_columns(const LinearWeight& weight, int64_t begin, int64_t count,
+                                const std::string& name) {
+  if (begin + count > weight.in_features) {
+    too_small(name.c_str(), "columns", weight.in_features, begin + count);
+  }
+  const int64_t block = cpu::kQuantBlockElements;
+  if (weight.quantized() && begin % block == 0 && count % block == 0) {
+    LinearWeight out;
+    out.out_features = weight.out_features;
+    out.in_features = count;
+    out.block_type = weight.block_type;
+    const int64_t block_bytes = cpu::weight_block_bytes(*weight.block_type);
+    const int64_t row_bytes = weight.row_bytes(), out_row_bytes = out.row_bytes();
+    out.blocks.resize(static_cast<size_t>(weight.out_features * out_row_bytes));
+    for (int64_t r = 0; r < weight.out_features; ++r) {
+      std::memcpy(out.blocks.data() + r * out_row_bytes,
+                  weight.blocks.data() + r * row_bytes + begin / block * block_bytes,
+                  static_cast<size_t>(out_row_bytes));
+    }
+    return out;
+  }
+  HostTensor dense;
+  dense.shape = {weight.out_features, weight.in_features};
+  dense.data = weight.quantized() ? weight.dequantize() : weight.fp32;
+  HostTensor cut = cut_columns(dense, begin, count, name.c_str());
+  return LinearWeight::from_fp32(std::move(cut));
 }
 
 }  // namespace
@@ -101,6 +158,68 @@ LlamaWeights shard_llama_weights(const LlamaWeights& weights, const ParallelLayo
     s.down_proj =
         cut_columns(w.down_proj, shard.intermediate_begin, shard.intermediate_size, "down_proj");
     out.layers.push_back(std::move(s));
+  }
+  return out;
+}
+
+}  // namespace vllm
+
+namespace vllm {
+
+LlamaCheckpoint shard_llama_checkpoint(const LlamaCheckpoint& checkpoint,
+                                       const ParallelLayout& layout) {
+  LlamaCheckpoint out;
+  out.weights = shard_llama_weights(checkpoint.weights, layout);
+  ModelConfig config = checkpoint.weights.config;
+  if (config.num_key_value_heads <= 0) config.num_key_value_heads = config.num_attention_heads;
+  if (config.head_dim <= 0 && config.num_attention_heads > 0) {
+    config.head_dim = config.hidden_size / config.num_attention_heads;
+  }
+  const ModelShard shard = plan_model_shard(config, layout);
+  const bool tensor_parallel = layout.tp_size > 1;
+  const int64_t head_dim = config.head_dim;
+  const bool needs_embedding =
+      shard.holds_embedding() || (shard.holds_lm_head() && config.tie_word_embeddings);
+
+  for (const auto& [name, weight] : checkpoint.quantized) {
+    std::optional<LinearWeight> cut;
+    auto rows = [&](int64_t begin, int64_t count, bool pad = false) {
+      cut = tensor_parallel ? cut_linear_rows(weight, begin, count, name, pad) : weight;
+    };
+    auto columns = [&](int64_t begin, int64_t count) {
+      cut = tensor_parallel ? cut_linear_columns(weight, begin, count, name) : weight;
+    };
+    auto ends_with = [&](const char* suffix) {
+      const size_t n = std::strlen(suffix);
+      return name.size() >= n && name.compare(name.size() - n, n, suffix) == 0;
+    };
+    if (name == "model.embed_tokens.weight") {
+      if (needs_embedding) rows(shard.vocab_begin, shard.vocab_shard_size, true);
+    } else if (name == "lm_head.weight") {
+      if (shard.holds_lm_head()) rows(shard.vocab_begin, shard.vocab_shard_size, true);
+    } else if (name.rfind("model.layers.", 0) == 0) {
+      const int64_t layer = std::stoll(name.substr(std::strlen("model.layers.")));
+      if (layer < shard.layers.begin || layer >= shard.layers.end) continue;
+      const int64_t q_begin = shard.head_begin * head_dim, q_rows = shard.num_heads * head_dim;
+      const int64_t kv_begin = shard.kv_head_begin * head_dim;
+      const int64_t kv_rows = shard.num_kv_heads * head_dim;
+      if (ends_with(".self_attn.q_proj.weight")) {
+        rows(q_begin, q_rows);
+      } else if (ends_with(".self_attn.k_proj.weight") || ends_with(".self_attn.v_proj.weight")) {
+        rows(kv_begin, kv_rows);
+      } else if (ends_with(".self_attn.o_proj.weight")) {
+        columns(q_begin, q_rows);
+      } else if (ends_with(".mlp.gate_proj.weight") || ends_with(".mlp.up_proj.weight")) {
+        rows(shard.intermediate_begin, shard.intermediate_size);
+      } else if (ends_with(".mlp.down_proj.weight")) {
+        columns(shard.intermediate_begin, shard.intermediate_size);
+      } else {
+        throw std::invalid_argument("model weights: cannot shard quantized tensor '" + name + "'");
+      }
+    } else {
+      throw std::invalid_argument("model weights: cannot shard quantized tensor '" + name + "'");
+    }
+    if (cut) out.quantized.emplace(name, std::move(*cut));
   }
   return out;
 }

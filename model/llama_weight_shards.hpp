@@ -6,6 +6,7 @@
 // one load, and a node agent frees the whole model once its shard is cut.
 #pragma once
 
+#include "model/llama_checkpoint.hpp"
 #include "model/llama_weights.hpp"
 #include "model/parallel_layout.hpp"
 
@@ -14,5 +15,11 @@ namespace vllm {
 // The shard of `weights` for `layout` (the config stays the whole model's). Throws
 // ParallelLayoutError when the layout does not divide the model.
 LlamaWeights shard_llama_weights(const LlamaWeights& weights, const ParallelLayout& layout);
+
+// The same for a checkpoint whose matrices may be block-quantized: quantized rows are cut as
+// whole rows, quantized columns (o_proj, down_proj) at block boundaries (32 elements; a slice
+// that does not fall on them is dequantized to fp32), vocabulary padding rows are zero blocks.
+LlamaCheckpoint shard_llama_checkpoint(const LlamaCheckpoint& checkpoint,
+                                       const ParallelLayout& layout);
 
 }  // namespace vllm

@@ -17,7 +17,7 @@ namespace vllm::test {
 
 class ShardedModelRunner {
  public:
-  ShardedModelRunner(const LlamaWeights& weights, int32_t tp, int32_t pp, int64_t num_blocks,
+  ShardedModelRunner(const LlamaCheckpoint& checkpoint, int32_t tp, int32_t pp, int64_t num_blocks,
                      int64_t block_size)
       : tp_(tp), pp_(pp) {
     for (int32_t stage = 0; stage < pp; ++stage) {
@@ -33,7 +33,7 @@ class ShardedModelRunner {
             options.prefix = "stage-" + std::to_string(stage);
             group = std::make_shared<GlooCommunicator>(store_, options);
           }
-          LlamaModel model(shard_llama_weights(weights, layout), layout, group);
+          LlamaModel model(shard_llama_checkpoint(checkpoint, layout), layout, group);
           KvCacheShape shape = model.kv_cache_shape(num_blocks, block_size);
           return std::make_unique<Rank>(Rank{std::move(model), KvCache(shape)});
         }));
