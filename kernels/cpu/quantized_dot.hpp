@@ -39,7 +39,7 @@ void dot_rows_avx2(BlockQuantType type, const uint8_t* weight_rows, int64_t weig
                    int num_weight_rows, const ActivationRows& activations, int64_t first_row,
                    int num_rows, float* out);
 
-// Whether this CPU runs the AVX2 forms (AVX2 and FMA).
+// Whether this CPU runs the AVX2 forms (AVX2, FMA and F16C).
 bool cpu_has_avx2_fma();
 
 }  // namespace vllm::cpu::quant_detail

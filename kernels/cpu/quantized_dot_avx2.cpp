@@ -1,11 +1,12 @@
 // AVX2 forms of the quantized dot products. Every function here carries the avx2/fma target
 // attribute and the file uses no standard-library templates, so no AVX2 code can leak into
 // inline functions shared with the rest of the program; callers check cpu_has_avx2_fma() first.
+#include <cpuid.h>
 #include <immintrin.h>
 
 #include "kernels/cpu/quantized_dot.hpp"
 
-#define VLLM_AVX2 __attribute__((target("avx2,fma")))
+#define VLLM_AVX2 __attribute__((target("avx2,fma,f16c")))
 
 namespace vllm::cpu::quant_detail {
 namespace {
@@ -14,6 +15,11 @@ inline uint16_t load_u16(const uint8_t* p) {
   uint16_t value;
   __builtin_memcpy(&value, p, sizeof(value));
   return value;
+}
+
+// One half-float block scale, converted by the F16C instruction (exact).
+VLLM_AVX2 inline float half_to_float(const uint8_t* p) {
+  return _cvtsh_ss(load_u16(p));
 }
 
 // 16 bytes of nibbles -> 32 bytes in element order: low nibbles first, then high nibbles.
@@ -77,7 +83,7 @@ VLLM_AVX2 void dot_rows(const uint8_t* weight_rows, int64_t weight_row_bytes,
   const int8_t* quants[R];
   const float* scales[R];
   const float* sums[R];
-  #pragma GCC unroll 4
+#pragma GCC unroll 4
   for (int r = 0; r < R; ++r) {
     quants[r] = activations.quants + (first_row + r) * activations.in_features;
     scales[r] = activations.scales + (first_row + r) * num_blocks;
@@ -85,9 +91,9 @@ VLLM_AVX2 void dot_rows(const uint8_t* weight_rows, int64_t weight_row_bytes,
   }
   __m256 acc[W][R];
   float offsets[W][R];
-  #pragma GCC unroll 4
+#pragma GCC unroll 4
   for (int w = 0; w < W; ++w) {
-    #pragma GCC unroll 4
+#pragma GCC unroll 4
     for (int r = 0; r < R; ++r) {
       acc[w][r] = _mm256_setzero_ps();
       offsets[w][r] = 0.0f;
@@ -97,22 +103,22 @@ VLLM_AVX2 void dot_rows(const uint8_t* weight_rows, int64_t weight_row_bytes,
     __m256i weights[W], magnitudes[W];
     __m256 weight_scale[W];
     float weight_offset[W];
-    #pragma GCC unroll 4
+#pragma GCC unroll 4
     for (int w = 0; w < W; ++w) {
       const uint8_t* block = weight_rows + w * weight_row_bytes + b * kWeightBytes;
-      weight_scale[w] = _mm256_set1_ps(finite_fp16_to_fp32(load_u16(block)));
+      weight_scale[w] = _mm256_set1_ps(half_to_float(block));
       weights[w] = weight_bytes<T>(block);
       // maddubs multiplies unsigned by signed bytes: signed weights go in as |w| with the sign
       // moved onto the activation.
       magnitudes[w] = kUnsigned ? weights[w] : _mm256_sign_epi8(weights[w], weights[w]);
-      weight_offset[w] = kQ8_1 ? finite_fp16_to_fp32(load_u16(block + 2)) : 0.0f;
+      weight_offset[w] = kQ8_1 ? half_to_float(block + 2) : 0.0f;
     }
-    #pragma GCC unroll 4
+#pragma GCC unroll 4
     for (int r = 0; r < R; ++r) {
       const __m256i q =
           _mm256_loadu_si256(reinterpret_cast<const __m256i*>(quants[r] + b * kQuantBlockElements));
       const __m256 activation_scale = _mm256_broadcast_ss(scales[r] + b);
-      #pragma GCC unroll 4
+#pragma GCC unroll 4
       for (int w = 0; w < W; ++w) {
         const __m256i signed_q = kUnsigned ? q : _mm256_sign_epi8(q, weights[w]);
         const __m256i pairs = _mm256_maddubs_epi16(magnitudes[w], signed_q);
@@ -125,9 +131,9 @@ VLLM_AVX2 void dot_rows(const uint8_t* weight_rows, int64_t weight_row_bytes,
       }
     }
   }
-  #pragma GCC unroll 4
+#pragma GCC unroll 4
   for (int w = 0; w < W; ++w) {
-    #pragma GCC unroll 4
+#pragma GCC unroll 4
     for (int r = 0; r < R; ++r) {
       const float sum = sum_lanes(acc[w][r]);
       out[w * R + r] = kQ8_1 ? sum + offsets[w][r] : sum;
@@ -230,7 +236,11 @@ VLLM_AVX2 void dot_rows_avx2(BlockQuantType type, const uint8_t* weight_rows,
 }
 
 bool cpu_has_avx2_fma() {
-  static const bool supported = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  static const bool supported = [] {
+    unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+    const bool f16c = __get_cpuid(1, &eax, &ebx, &ecx, &edx) && (ecx & bit_F16C) != 0;
+    return f16c && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  }();
   return supported;
 }
 
