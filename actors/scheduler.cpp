@@ -124,8 +124,9 @@ SchedulerOutput Scheduler::schedule() {
   };
   std::vector<Planned> planned;
   int32_t budget = config_.max_num_batched_tokens;
-  // Decode tokens of this step (running requests one token short of their end), for the
-  // mixed-step prefill cap.
+  // The mixed-step cap on long prompts (longer than a step's budget, so chunked anyway): their
+  // chunks share at most max(16, ratio * decodes) tokens of a step that carries decodes. Short
+  // prompts are admitted at full speed (a one-step cost), so batches still fill up.
   int32_t prefill_budget = budget;
   if (config_.enable_chunked_prefill && config_.max_prefill_tokens_per_decode > 0) {
     int32_t num_decodes = 0;
@@ -139,11 +140,14 @@ SchedulerOutput Scheduler::schedule() {
           std::max(kMinMixedPrefillTokens, config_.max_prefill_tokens_per_decode * num_decodes);
     }
   }
-  auto cap_chunk = [&](int32_t num_tokens) {
+  auto is_long = [&](const Request& request) {
+    return request.num_prompt_tokens() > config_.max_num_batched_tokens;
+  };
+  auto cap_chunk = [&](const Request& request, int32_t num_tokens) {
     if (config_.enable_chunked_prefill && config_.long_prefill_token_threshold > 0) {
       num_tokens = std::min(num_tokens, config_.long_prefill_token_threshold);
     }
-    if (num_tokens > 1) num_tokens = std::min(num_tokens, prefill_budget);
+    if (num_tokens > 1 && is_long(request)) num_tokens = std::min(num_tokens, prefill_budget);
     return std::min(num_tokens, budget);
   };
 
@@ -160,7 +164,7 @@ SchedulerOutput Scheduler::schedule() {
       ++index;  // a whole prefill only; later, smaller requests may still fit
       continue;
     }
-    const int32_t num_new_tokens = cap_chunk(remaining);
+    const int32_t num_new_tokens = cap_chunk(*request, remaining);
     if (num_new_tokens == 0) {  // the mixed-step prefill share is spent
       ++index;
       continue;
@@ -186,7 +190,7 @@ SchedulerOutput Scheduler::schedule() {
         {request, num_new_tokens, false, 0,
          num_new_tokens == 1 && request->num_computed_tokens >= request->num_prompt_tokens()});
     budget -= num_new_tokens;
-    if (remaining > 1) prefill_budget -= num_new_tokens;
+    if (remaining > 1 && is_long(*request)) prefill_budget -= num_new_tokens;
     ++index;
   }
 
@@ -198,7 +202,7 @@ SchedulerOutput Scheduler::schedule() {
     const ComputedBlocks computed = kv_.get_computed_blocks(*request);
     const int32_t remaining = request->num_tokens() - computed.num_tokens;
     if (!config_.enable_chunked_prefill && remaining > budget) break;
-    const int32_t num_new_tokens = cap_chunk(remaining);
+    const int32_t num_new_tokens = cap_chunk(*request, remaining);
     if (num_new_tokens == 0) break;
     if (!kv_.allocate_slots(*request, num_new_tokens, computed)) break;
     waiting_.pop_front();
@@ -208,7 +212,7 @@ SchedulerOutput Scheduler::schedule() {
     running_.push_back(request);
     planned.push_back({request, num_new_tokens, true, computed.num_tokens});
     budget -= num_new_tokens;
-    if (remaining > 1) prefill_budget -= num_new_tokens;
+    if (remaining > 1 && is_long(*request)) prefill_budget -= num_new_tokens;
   }
 
   // 3. The plan; its tokens count as computed from now on. Decodes go first: backends run the

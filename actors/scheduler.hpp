@@ -42,10 +42,11 @@ struct SchedulerConfig {
   int32_t max_model_len = 2048;           // prompt + output tokens of one sequence
   bool enable_chunked_prefill = true;  // off: a prefill runs whole (needs budget >= max_model_len)
   int32_t long_prefill_token_threshold = 0;  // > 0: at most this many tokens per request per step
-  // > 0: in a step that carries D decode tokens, prefill chunks take at most
-  // max(kMinMixedPrefillTokens, this * D) tokens in all. On a compute-bound backend (the CPU) a
-  // step costs about its token count, so this bounds how much a long prompt arriving stretches
-  // the decoders' gap between tokens (about 1 + this), at some cost to that prompt's TTFT.
+  // > 0: in a step that carries D decode tokens, the chunks of long prompts (longer than
+  // max_num_batched_tokens, so chunked anyway) take at most max(kMinMixedPrefillTokens, this * D)
+  // tokens in all. On a compute-bound backend (the CPU) a step costs about its token count, so
+  // this bounds how much a long prompt stretches the decoders' gap between tokens (about
+  // 1 + this), at some cost to that prompt's TTFT. Short prompts are admitted at full speed.
   int32_t max_prefill_tokens_per_decode = 0;
   SchedulingPolicy policy = SchedulingPolicy::kFcfs;
 };

@@ -41,7 +41,8 @@ struct EngineArgs {
   bool enable_prefix_caching = true;
   bool enable_chunked_prefill = true;
   int32_t long_prefill_token_threshold = 0;  // > 0: at most this many tokens per request per step
-  // A step with D decode tokens takes at most max(16, this * D) prefill tokens: bounds the
+  // A step with D decode tokens takes at most max(16, this * D) tokens of long prompts (longer
+  // than max_num_batched_tokens): bounds the
   // decoders' gap between tokens when a long prompt arrives. -1: auto (2 on the CPU, where a
   // step costs about its token count; off on CUDA, where small steps are memory-bound). 0: off.
   int32_t max_prefill_tokens_per_decode = -1;
