@@ -31,6 +31,7 @@ constexpr FlagSpec kFlags[] = {
     {"--num-iters", true, "latency: measured iterations (default 3)"},
     {"--num-iters-warmup", true, "latency: warm-up iterations (default 1)"},
     {"--max-num-seqs", true, "sequences per step (default 256)"},
+    {"--dequantize-gguf", false, "CPU: GGUF weights to fp32 (OpenBLAS) instead of kept in blocks"},
     {"--tensor-parallel-size", true, "tensor-parallel ranks in this process (CPU; default 1)"},
     {"--pipeline-parallel-size", true, "pipeline stages in this process (CPU; default 1)"},
     {"--max-num-batched-tokens", true, "tokens per step (default 2048)"},
@@ -69,6 +70,7 @@ EngineArgs engine_args(const ParsedArgs& args) {
     }
   }
   engine.max_num_seqs = static_cast<int32_t>(args.int_value("--max-num-seqs", 256));
+  engine.dequantize_gguf = args.has("--dequantize-gguf");
   engine.tensor_parallel_size = static_cast<int32_t>(args.int_value("--tensor-parallel-size", 1));
   engine.pipeline_parallel_size =
       static_cast<int32_t>(args.int_value("--pipeline-parallel-size", 1));
