@@ -52,19 +52,22 @@ asio::awaitable<Hosted> make_worker(asio::any_io_executor executor, WorkerSpec s
   }
   if (spec.num_cpu_threads > 0) set_cpu_num_threads(spec.num_cpu_threads);
   LoadFormat format = parse_load_format(spec.load_format);
-  LlamaWeights weights =
-      load_llama_weights(spec.model_path, format, LoadOptions{.seed = spec.seed});
   Hosted hosted;
   if (spec.pipeline_size == 1 && spec.tensor_size == 1) {
+    // A whole model computes as the engine's own single CPU worker does: GGUF blocks kept.
+    LlamaCheckpoint checkpoint = load_llama_checkpoint(
+        spec.model_path, format, LoadOptions{.seed = spec.seed, .keep_quantized = true});
     CpuWorkerConfig config;
     config.block_size = spec.block_size;
     config.kv_cache_memory_bytes = spec.kv_cache_memory_bytes;
     config.num_kv_blocks_override = spec.num_kv_blocks_override;
     config.seed = spec.seed;
-    hosted.whole = std::make_shared<CpuWorker>(executor, LlamaModel(std::move(weights)),
+    hosted.whole = std::make_shared<CpuWorker>(executor, LlamaModel(std::move(checkpoint)),
                                                spec.eos_token_ids, config);
     co_return hosted;
   }
+  LlamaWeights weights =
+      load_llama_weights(spec.model_path, format, LoadOptions{.seed = spec.seed});
   const ParallelLayout layout{spec.tensor_rank, spec.tensor_size, spec.pipeline_rank,
                               spec.pipeline_size};
   validate_layout(layout);

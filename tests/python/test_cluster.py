@@ -20,7 +20,7 @@ import openai
 import pytest
 import requests
 
-from conftest import BINARY, MODEL_NAME, bundled_model, free_port
+from conftest import BINARY, MODEL_NAME, Server, bundled_model, free_port
 
 SSHD = shutil.which("sshd") or "/usr/sbin/sshd"
 
@@ -241,7 +241,22 @@ def test_the_ssh_node_runs_under_sshd(cluster):
     assert "sshd" not in ancestors(pids["stage0"])
 
 
-def test_32_concurrent_greedy_requests_equal_the_single_process_server(cluster, client):
+@pytest.fixture(scope="module")
+def fp32_server():
+    """The single-process reference for split layouts: TP/PP ranks load fp32 weights, while a
+    single CPU worker keeps GGUF blocks quantized (different, equally valid numbers)."""
+    s = Server(extra_args=["--dequantize-gguf"])
+    yield s
+    assert s.stop() == 0
+
+
+@pytest.fixture(scope="module")
+def fp32_client(fp32_server):
+    return openai.OpenAI(base_url=fp32_server.base_url + "/v1", api_key="unused", max_retries=0,
+                         timeout=120)
+
+
+def test_32_concurrent_greedy_requests_equal_the_single_process_server(cluster, fp32_client):
     prompts = [f"Request {i}: list {i % 5 + 2} facts about the number {i * 7}." for i in range(32)]
     remote = openai.OpenAI(base_url=cluster.base_url + "/v1", api_key="unused", max_retries=0,
                            timeout=120)
@@ -252,7 +267,7 @@ def test_32_concurrent_greedy_requests_equal_the_single_process_server(cluster, 
         return out.choices[0].text
 
     with concurrent.futures.ThreadPoolExecutor(32) as pool:
-        expected = list(pool.map(lambda p: complete(client, p), prompts))
+        expected = list(pool.map(lambda p: complete(fp32_client, p), prompts))
         got = list(pool.map(lambda p: complete(remote, p), prompts))
     assert got == expected
 
@@ -270,11 +285,11 @@ def greedy_texts(base_url, prompts):
 
 
 def test_tensor_parallel_over_three_agent_processes_equals_the_single_process_server(
-        tmp_path, server):
+        tmp_path, fp32_server):
     """TP=3 (SmolLM2's 9 heads / 3 KV heads divide by 3): every rank a separate agent process,
     their Gloo group met through the head's rendezvous, all-reduces between the processes."""
     prompts = [f"Tell me about the year {1900 + 3 * i}." for i in range(32)]
-    expected = greedy_texts(server.base_url, prompts)
+    expected = greedy_texts(fp32_server.base_url, prompts)
     head_port = free_port()
     manifest = write_manifest(tmp_path / "tp3.toml", head_port,
                               [node_table(f"rank{i}", free_port()) for i in range(3)], pp=1, tp=3)
