@@ -9,6 +9,7 @@
 #include <asio/io_context.hpp>
 
 #include "apps/command_line.hpp"
+#include "apps/engine_flags.hpp"
 #include "apps/subcommands.hpp"
 #include "engine/engine.hpp"
 #include "runtime/logging.hpp"
@@ -59,26 +60,11 @@ EngineArgs engine_args(const ParsedArgs& args) {
   if (auto model = args.value("--model")) engine.model = *model;
   if (auto format = args.value("--load-format")) engine.load_format = *format;
   if (auto device = args.value("--device")) engine.device = *device;
-  if (auto v = args.value("--gpu-memory-utilization")) {
-    try {
-      engine.gpu_memory_utilization = std::stod(*v);
-    } catch (const std::exception&) {
-      throw UsageError("--gpu-memory-utilization must be a number in (0, 1], got '" + *v + "'");
-    }
-    if (!(engine.gpu_memory_utilization > 0.0 && engine.gpu_memory_utilization <= 1.0)) {
-      throw UsageError("--gpu-memory-utilization must be in (0, 1], got '" + *v + "'");
-    }
-  }
+  read_shared_engine_flags(args, engine);
   engine.max_num_seqs = static_cast<int32_t>(args.int_value("--max-num-seqs", 256));
-  engine.dequantize_gguf = args.has("--dequantize-gguf");
-  engine.tensor_parallel_size = static_cast<int32_t>(args.int_value("--tensor-parallel-size", 1));
-  engine.pipeline_parallel_size =
-      static_cast<int32_t>(args.int_value("--pipeline-parallel-size", 1));
   engine.max_num_batched_tokens =
       static_cast<int32_t>(args.int_value("--max-num-batched-tokens", 2048));
   engine.kv_cache_memory_bytes = args.int_value("--kv-cache-memory", int64_t{1} << 30);
-  engine.max_prefill_tokens_per_decode =
-      static_cast<int32_t>(args.int_value("--max-prefill-tokens-per-decode", -1));
   engine.enable_prefix_caching = !args.has("--no-enable-prefix-caching");
   engine.num_cpu_threads = static_cast<int32_t>(args.int_value("--threads", 0));
   return engine;

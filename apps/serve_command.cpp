@@ -6,6 +6,7 @@
 #include <string>
 
 #include "apps/command_line.hpp"
+#include "apps/engine_flags.hpp"
 #include "apps/subcommands.hpp"
 #include "engine/default_model.hpp"
 #include "runtime/logging.hpp"
@@ -125,16 +126,7 @@ int run_serve(const Args& raw_args) {
   engine.load_format = args.value("--load-format").value_or("auto");
   engine.served_model_name = args.value("--served-model-name").value_or("");
   engine.device = args.value("--device").value_or("auto");
-  if (auto v = args.value("--gpu-memory-utilization")) {
-    try {
-      engine.gpu_memory_utilization = std::stod(*v);
-    } catch (const std::exception&) {
-      throw UsageError("--gpu-memory-utilization must be a number in (0, 1], got '" + *v + "'");
-    }
-    if (!(engine.gpu_memory_utilization > 0.0 && engine.gpu_memory_utilization <= 1.0)) {
-      throw UsageError("--gpu-memory-utilization must be in (0, 1], got '" + *v + "'");
-    }
-  }
+  read_shared_engine_flags(args, engine);
   engine.chat_template = args.value("--chat-template").value_or("");
   engine.max_model_len = static_cast<int32_t>(args.int_value("--max-model-len", 0));
   if (engine.max_model_len < 0) throw UsageError("--max-model-len must be >= 1");
@@ -142,15 +134,9 @@ int run_serve(const Args& raw_args) {
   engine.max_num_batched_tokens =
       positive_int(args, "--max-num-batched-tokens", engine.max_num_batched_tokens);
   engine.block_size = positive_int(args, "--block-size", engine.block_size);
-  engine.tensor_parallel_size = static_cast<int32_t>(args.int_value("--tensor-parallel-size", 1));
-  engine.pipeline_parallel_size =
-      static_cast<int32_t>(args.int_value("--pipeline-parallel-size", 1));
   engine.long_prefill_token_threshold =
       static_cast<int32_t>(args.int_value("--long-prefill-token-threshold", 0));
-  engine.max_prefill_tokens_per_decode =
-      static_cast<int32_t>(args.int_value("--max-prefill-tokens-per-decode", -1));
   engine.enable_prefix_caching = !args.has("--no-enable-prefix-caching");
-  engine.dequantize_gguf = args.has("--dequantize-gguf");
   if (auto v = args.value("--kv-cache-memory")) {
     engine.kv_cache_memory_bytes = parse_bytes("--kv-cache-memory", *v);
   }
