@@ -14,8 +14,6 @@
 #include <string>
 #include <vector>
 
-#include <asio/co_spawn.hpp>
-#include <asio/io_context.hpp>
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 
@@ -25,6 +23,7 @@
 #include "model/model_loader.hpp"
 #include "runtime/cuda/cuda_await.hpp"
 #include "runtime/when_all.hpp"
+#include "tests/engine/engine_test_support.hpp"
 
 namespace vllm {
 namespace {
@@ -83,15 +82,6 @@ ForwardBatch prefill_batch(const std::vector<std::vector<int32_t>>& prompts) {
   return batch;
 }
 
-template <class F>
-void run_async(F body) {
-  asio::io_context context;
-  std::exception_ptr failure;
-  asio::co_spawn(context, body(), [&](std::exception_ptr e) { failure = e; });
-  context.run();
-  if (failure) std::rethrow_exception(failure);
-}
-
 }  // namespace
 
 TEST_CASE("CUDA backend matches transformers on random Llama and Qwen2 models", "[cuda][hf]") {
@@ -135,7 +125,7 @@ TEST_CASE("CUDA backend matches transformers on random Llama and Qwen2 models", 
 
     // 2. Greedy continuations through the engine: each alone, then all 32 at once.
     std::vector<std::vector<int32_t>> alone, together;
-    run_async([&]() -> asio::awaitable<void> {
+    test::run_async([&]() -> asio::awaitable<void> {
       EngineArgs args;
       args.model = dir.string();
       args.device = "cuda";
