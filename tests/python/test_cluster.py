@@ -26,10 +26,12 @@ SSHD = shutil.which("sshd") or "/usr/sbin/sshd"
 
 
 def write_manifest(path: Path, head_port: int, nodes: list, pp: int = 2, extra: str = "",
-                   tp: int = 1) -> Path:
+                   tp: int = 1, model: Path = None, load_format: str = "auto",
+                   engine: str = 'max_model_len = 1024\nkv_cache_memory = "128M"') -> Path:
     text = textwrap.dedent(f"""\
         [model]
-        path = "{bundled_model()}"
+        path = "{model or bundled_model()}"
+        load_format = "{load_format}"
         served_model_name = "{MODEL_NAME}"
 
         [parallel]
@@ -41,8 +43,7 @@ def write_manifest(path: Path, head_port: int, nodes: list, pp: int = 2, extra: 
         port = {head_port}
 
         [engine]
-        max_model_len = 1024
-        kv_cache_memory = "128M"
+        {{engine}}
         max_num_batched_tokens = 512
         threads = 1
 
@@ -50,7 +51,7 @@ def write_manifest(path: Path, head_port: int, nodes: list, pp: int = 2, extra: 
         interval_ms = 300
         deadline_ms = 1500
         startup_timeout_s = 120
-        """) + extra
+        """).replace("{engine}", engine) + extra
     for node in nodes:
         text += "\n[[nodes]]\n" + "".join(f"{k} = {v!r}\n".replace("'", '"') if isinstance(v, str)
                                           else f"{k} = {str(v).lower() if isinstance(v, bool) else v}\n"
@@ -136,10 +137,10 @@ def node_table(name, port, **extra):
 
 
 class ClusterUp:
-    def __init__(self, manifest: Path, state_file: Path):
+    def __init__(self, manifest: Path, state_file: Path, model: Path = None):
         if not BINARY.exists():
             pytest.skip(f"{BINARY} is not built")
-        if not bundled_model().exists():
+        if model is None and not bundled_model().exists():
             pytest.skip(f"the bundled model {bundled_model()} is missing")
         self.manifest = manifest
         self.state_file = state_file
