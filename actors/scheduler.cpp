@@ -112,7 +112,7 @@ void Scheduler::preempt(Request* request, SchedulerOutput& output) {
   output.preempted_ids.push_back(request->id());
 }
 
-SchedulerOutput Scheduler::schedule() {
+SchedulerOutput Scheduler::schedule(int32_t max_requests) {
   SchedulerOutput output;
   output.finished_ids = std::exchange(finished_ids_, {});
   struct Planned {
@@ -123,6 +123,7 @@ SchedulerOutput Scheduler::schedule() {
     bool decode = false;  // one new token past the prompt
   };
   std::vector<Planned> planned;
+  auto has_room = [&] { return static_cast<int64_t>(planned.size()) < max_requests; };
   int32_t budget = config_.max_num_batched_tokens;
   // The mixed-step cap on long prompts (longer than a step's budget, so chunked anyway): their
   // chunks share at most max(16, ratio * decodes) tokens of a step that carries decodes. Short
@@ -153,7 +154,7 @@ SchedulerOutput Scheduler::schedule() {
 
   // 1. Running requests, in order.
   size_t index = 0;
-  while (index < running_.size() && budget > 0) {
+  while (index < running_.size() && budget > 0 && has_room()) {
     Request* request = running_[index];
     const int32_t remaining = request->num_tokens() - request->num_computed_tokens;
     if (remaining <= 0 || request->awaiting_sample) {  // its sample is still in flight
@@ -195,7 +196,7 @@ SchedulerOutput Scheduler::schedule() {
   }
 
   // 2. Waiting requests, unless this step had to preempt (blocks are short).
-  while (output.preempted_ids.empty() && !waiting_.empty() && budget > 0 &&
+  while (output.preempted_ids.empty() && !waiting_.empty() && budget > 0 && has_room() &&
          static_cast<int32_t>(running_.size()) < config_.max_num_seqs) {
     Request* request = waiting_.front();
     if (request->awaiting_sample) break;  // preempted while its sample is in flight

@@ -18,6 +18,7 @@
 
 #include <cstdint>
 #include <deque>
+#include <limits>
 #include <memory>
 #include <optional>
 #include <span>
@@ -137,8 +138,10 @@ class Scheduler {
     return finish_request(request_id, FinishReason::kAbort);
   }
 
-  // Plans one step.
-  SchedulerOutput schedule();
+  // Plans one step of at most `max_requests` requests (the SchedulerActor's micro-batches under
+  // pipeline parallelism: it splits the unfinished requests across the steps it keeps in
+  // flight, so that in steady decode each step has requests of its own to run).
+  SchedulerOutput schedule(int32_t max_requests = std::numeric_limits<int32_t>::max());
 
   // Applies a step's sampled tokens: appends them, checks stop conditions (EOS unless
   // ignore_eos and stop token ids only once min_tokens are out; max_tokens; max_model_len) and

@@ -1,6 +1,7 @@
 #include "actors/scheduler_actor.hpp"
 
 #include <algorithm>
+#include <limits>
 #include <optional>
 #include <utility>
 
@@ -118,6 +119,15 @@ void SchedulerActor::fail_step(const SchedulerOutput& plan, const std::string& e
   }
 }
 
+int32_t SchedulerActor::micro_batch_cap() const {
+  if (max_steps_in_flight_ == 1) return std::numeric_limits<int32_t>::max();
+  // A share of the unfinished requests per step in flight (vLLM's virtual engines, balanced at
+  // every plan): a step that takes every running request would leave the next one nothing to
+  // run until its samples are back, and the stages would take turns instead of overlapping.
+  const int32_t unfinished = scheduler_.num_running() + scheduler_.num_waiting();
+  return std::max(1, (unfinished + max_steps_in_flight_ - 1) / max_steps_in_flight_);
+}
+
 asio::awaitable<void> SchedulerActor::step_loop() {
   auto log = logger("scheduler");
   for (;;) {
@@ -125,7 +135,7 @@ asio::awaitable<void> SchedulerActor::step_loop() {
     // the steps in flight.
     bool plannable = true;
     while (steps_in_flight_ < max_steps_in_flight_ && scheduler_.has_pending_work()) {
-      auto plan = std::make_shared<const SchedulerOutput>(scheduler_.schedule());
+      auto plan = std::make_shared<const SchedulerOutput>(scheduler_.schedule(micro_batch_cap()));
       if (plan->empty() && plan->finished_ids.empty()) {
         plannable = false;
         break;

@@ -33,7 +33,11 @@ class SchedulerActor final : public Actor {
  public:
   // max_steps_in_flight > 1 (pipeline parallelism: the pipeline's depth) plans the next step
   // while earlier ones run, as far as the scheduler finds requests that need no sample from them
-  // (new admissions, further prefill chunks); the worker runs those micro-batches in order.
+  // (new admissions, further prefill chunks, decodes of requests in no step in flight); the
+  // worker runs those micro-batches in order. Each step then takes at most
+  // ceil(unfinished requests / max_steps_in_flight) requests, so that in steady decode the
+  // requests form that many disjoint micro-batches and the pipeline's stages work on different
+  // ones at once. With 1 (the default) every step takes all it can, as before.
   SchedulerActor(asio::any_io_executor executor, Scheduler scheduler,
                  std::shared_ptr<Worker> worker, int32_t max_steps_in_flight = 1);
 
@@ -49,6 +53,7 @@ class SchedulerActor final : public Actor {
 
  private:
   asio::awaitable<void> step_loop();
+  int32_t micro_batch_cap() const;  // the most requests one plan may take
   asio::awaitable<void> run_step(std::shared_ptr<const SchedulerOutput> plan);
   void deliver(const RequestUpdate& update);
   void fail_step(const SchedulerOutput& plan, const std::string& error);

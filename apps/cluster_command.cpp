@@ -306,6 +306,9 @@ int cluster_up(const fs::path& manifest_path, const ParsedArgs& args) {
   engine.seed = m.seed;
   engine.max_waiting_requests = m.max_waiting_requests;
   engine.num_cpu_threads = 1;  // the head only tokenizes and schedules
+  // With a worker factory the engine loads no weights; its layout sizes only the scheduler's
+  // steps in flight (one per micro-batch).
+  engine.pipeline_parallel_size = m.micro_batches;
   engine.worker_factory = [layout](WorkerLaunch launch) {
     return rpc::open_remote_worker(layout, std::move(launch));
   };
@@ -332,9 +335,10 @@ int cluster_up(const fs::path& manifest_path, const ParsedArgs& args) {
     status.nodes_json = nodes.dump();
     return status;
   };
-  log->info("all {} nodes are healthy; starting the head (TP {} x PP {}) on {}:{}",
-            cluster.nodes.size(), m.tensor_parallel_size, m.pipeline_parallel_size, m.head_host,
-            m.head_port);
+  log->info(
+      "all {} nodes are healthy; starting the head (TP {} x PP {}, {} micro-batches) on {}:{}",
+      cluster.nodes.size(), m.tensor_parallel_size, m.pipeline_parallel_size, m.micro_batches,
+      m.head_host, m.head_port);
   // serve() takes SIGINT/SIGTERM over (a clean shutdown); one that came before still counts.
   if (startup_signal != 0) {
     throw ClusterError(

@@ -157,12 +157,16 @@ ClusterManifest read_cluster_manifest(const std::filesystem::path& path) {
   m.chat_template = r.text(*model, "model", "chat_template", false).value_or("");
 
   if (const toml::table* parallel = r.table(root, "parallel", false)) {
-    r.only_keys(*parallel, "parallel", {"tensor_parallel_size", "pipeline_parallel_size"});
+    r.only_keys(*parallel, "parallel",
+                {"tensor_parallel_size", "pipeline_parallel_size", "micro_batches"});
     m.tensor_parallel_size = static_cast<int32_t>(
         r.integer(*parallel, "parallel", "tensor_parallel_size", false, 1, 1024).value_or(1));
     m.pipeline_parallel_size = static_cast<int32_t>(
         r.integer(*parallel, "parallel", "pipeline_parallel_size", false, 1, 1024).value_or(1));
+    m.micro_batches = static_cast<int32_t>(
+        r.integer(*parallel, "parallel", "micro_batches", false, 1, 1024).value_or(0));
   }
+  if (m.micro_batches == 0) m.micro_batches = m.pipeline_parallel_size;
 
   if (const toml::table* head = r.table(root, "head", false)) {
     r.only_keys(*head, "head", {"host", "port", "api_key"});

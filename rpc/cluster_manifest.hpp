@@ -48,6 +48,10 @@ struct ClusterManifest {
   // [parallel]
   int32_t tensor_parallel_size = 1;
   int32_t pipeline_parallel_size = 1;
+  // Steps the head keeps in flight, each with its own share of the requests, so that the
+  // pipeline's stages work on different micro-batches at once (default: pipeline_parallel_size;
+  // 1: one step at a time, the stages take turns).
+  int32_t micro_batches = 0;
   // [head]
   std::string head_host = "127.0.0.1";
   uint16_t head_port = 8000;

@@ -1,10 +1,13 @@
 """`vllm-cpp cluster up` end to end: a manifest with two node agents as separate processes
 (PP=2 over SmolLM2), one started as a local process and one reached through a real sshd that the
 test starts on a loopback port with a generated key. Greedy outputs of 32 concurrent requests
-equal the single-process server's; /health names each node; killing one agent mid-stream ends
-its stream with an error within 5 s, /health reports the dead node, the head stays up and
-refuses new requests with a clear 503; `cluster down` stops the rest. Bad manifests are refused
-before anything starts.
+equal the single-process server's (the head keeps two micro-batches in flight, so both stages
+work at once); /health names each node; killing one agent mid-stream ends its stream with an
+error within 5 s, /health reports the dead node, the head stays up and refuses new requests with
+a clear 503; `cluster down` stops the rest. Bad manifests are refused before anything starts.
+TP=3 runs over three agent processes here (SmolLM2's heads divide by 3); TP=2 within one agent
+and PP=2 x TP=2 over four agents are in test_cluster_parallel.py, on a model whose heads divide
+by 2.
 """
 
 import concurrent.futures

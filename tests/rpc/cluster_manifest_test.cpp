@@ -53,6 +53,7 @@ TEST_CASE("a manifest resolves nodes, defaults and the rank placement", "[rpc]")
   CHECK(m.model == "/models/m.gguf");
   CHECK(m.load_format == "auto");
   CHECK(m.world_size() == 4);
+  CHECK(m.micro_batches == 2);  // one per pipeline stage unless the manifest says otherwise
   CHECK(m.kv_cache_memory_bytes == int64_t{512} << 20);
   CHECK(m.max_num_seqs == 8);
   CHECK(m.head_port == 8000);
@@ -87,6 +88,15 @@ TEST_CASE("bad manifests name the key and the problem", "[rpc]") {
   std::string type = text;
   type.replace(type.find("max_num_seqs = 8"), 16, "max_num_seqs = \"8\"");
   CHECK_THAT(error_of("type", type), Catch::Contains("'engine.max_num_seqs' must be an integer"));
+  std::string one_step = text;
+  one_step.replace(one_step.find("pipeline_parallel_size = 2"), 26,
+                   "pipeline_parallel_size = 2\nmicro_batches = 1");
+  CHECK(read_cluster_manifest(write("one-step", one_step)).micro_batches == 1);
+  std::string no_steps = text;
+  no_steps.replace(no_steps.find("pipeline_parallel_size = 2"), 26,
+                   "pipeline_parallel_size = 2\nmicro_batches = 0");
+  CHECK_THAT(error_of("micro", no_steps),
+             Catch::Contains("'parallel.micro_batches' must be in [1, 1024]"));
   CHECK_THAT(error_of("syntax", "[model\n"), Catch::Contains("is not valid TOML (line 1"));
   CHECK_THAT(error_of("nomodel", "[[nodes]]\naddress = \"x\"\nport = 1\n"),
              Catch::Contains("'model' is missing"));
