@@ -30,7 +30,8 @@ constexpr FlagSpec kFlags[] = {
      "a step with D decodes takes at most max(16, this*D) prompt tokens (default -1: 2 on cpu, "
      "off on cuda; 0: off)"},
     {"--block-size", true, "KV cache block size in tokens (default 16)"},
-    {"--tensor-parallel-size", true, "tensor-parallel ranks in this process (CPU; default 1)"},
+    {"--tensor-parallel-size", true,
+     "tensor-parallel ranks in this process (CPU threads, or CUDA GPUs 0..N-1; default 1)"},
     {"--pipeline-parallel-size", true, "pipeline stages in this process (CPU; default 1)"},
     {"--enable-prefix-caching", false, "reuse KV blocks of shared prefixes (default)"},
     {"--no-enable-prefix-caching", false, "turn prefix caching off"},

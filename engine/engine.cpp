@@ -410,10 +410,10 @@ asio::awaitable<Engine> Engine::create(EngineArgs args) {
                                 std::to_string(args.pipeline_parallel_size) + ") must be >= 1");
   }
   const bool parallel = args.tensor_parallel_size * args.pipeline_parallel_size > 1;
-  if (parallel && use_cuda) {
+  if (use_cuda && args.pipeline_parallel_size > 1) {
     throw std::invalid_argument(
-        "--tensor-parallel-size / --pipeline-parallel-size > 1 run on the CPU backend only in "
-        "this build; use --device cpu");
+        "--pipeline-parallel-size > 1 runs on the CPU backend only in this build (CUDA runs "
+        "--tensor-parallel-size); use --device cpu");
   }
   if (args.num_cpu_threads > 0) set_cpu_num_threads(args.num_cpu_threads);
   LoadFormat format = parse_load_format(args.load_format);
@@ -522,13 +522,25 @@ asio::awaitable<Engine> Engine::create(EngineArgs args) {
     cuda_config.num_kv_blocks_override = args.num_kv_blocks_override;
     cuda_config.max_num_batched_tokens = args.max_num_batched_tokens;
     cuda_config.seed = args.seed;
-    auto cuda_worker =
-        make_cuda_worker(worker_executor, std::move(weights), impl->eos_token_ids, cuda_config);
-    impl->worker_fatal_error = [weak = std::weak_ptr<CudaWorker>(cuda_worker)] {
-      auto worker = weak.lock();
-      return worker ? worker->fatal_error() : std::nullopt;
-    };
-    impl->worker = std::move(cuda_worker);
+    if (args.tensor_parallel_size > 1) {
+      // Cut the shards and form the NCCL group off the caller's executor.
+      auto build = [&threads = *impl->threads, frontend = impl->threads->frontend(), &weights,
+                    eos = impl->eos_token_ids, cuda_config,
+                    tp = args.tensor_parallel_size]() -> asio::awaitable<std::shared_ptr<Worker>> {
+        co_return make_cuda_tensor_parallel_worker(threads, frontend, weights, eos, cuda_config,
+                                                   tp);
+      };
+      auto building = asio::co_spawn(worker_executor, std::move(build), asio::use_awaitable);
+      impl->worker = co_await std::move(building);
+    } else {
+      auto cuda_worker =
+          make_cuda_worker(worker_executor, std::move(weights), impl->eos_token_ids, cuda_config);
+      impl->worker_fatal_error = [weak = std::weak_ptr<CudaWorker>(cuda_worker)] {
+        auto worker = weak.lock();
+        return worker ? worker->fatal_error() : std::nullopt;
+      };
+      impl->worker = std::move(cuda_worker);
+    }
 #endif
   } else if (parallel) {
     LocalPipelineConfig pipeline_config;

@@ -3,9 +3,11 @@
 #include <algorithm>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <utility>
 
 #include "kernels/cuda/cuda_check.hpp"
+#include "model/llama_weight_shards.hpp"
 #include "runtime/cuda/cuda_await.hpp"
 #include "runtime/logging.hpp"
 
@@ -22,6 +24,17 @@ std::string describe_device() {
   cudaDeviceProp props{};
   cuda::check_cuda(cudaGetDeviceProperties(&props, device), "cudaGetDeviceProperties");
   return "cuda:" + std::to_string(device) + " (" + props.name + ")";
+}
+
+// Makes `device` (-1: keep the current one) this thread's device; returns it.
+int use_device(int device) {
+  if (device >= 0) {
+    cuda::check_cuda(cudaSetDevice(device),
+                     ("cudaSetDevice(" + std::to_string(device) + ")").c_str());
+    return device;
+  }
+  cuda::check_cuda(cudaGetDevice(&device), "cudaGetDevice");
+  return device;
 }
 
 int64_t free_device_memory() {
@@ -66,9 +79,18 @@ int64_t blocks_for_device(const CudaLlamaModel& model, const CudaWorkerConfig& c
 
 CudaWorker::CudaWorker(asio::any_io_executor executor, LlamaWeights weights,
                        std::vector<int32_t> eos_token_ids, const CudaWorkerConfig& config)
+    : CudaWorker(std::move(executor), std::move(weights), std::move(eos_token_ids), config,
+                 ParallelLayout{}, nullptr) {}
+
+CudaWorker::CudaWorker(asio::any_io_executor executor, LlamaWeights weights,
+                       std::vector<int32_t> eos_token_ids, const CudaWorkerConfig& config,
+                       const ParallelLayout& layout, std::shared_ptr<cuda::NcclGroup> tp_group)
     : Actor(std::move(executor), "cuda-worker"),
+      device_(use_device(config.device)),
       free_before_load_(free_device_memory()),
-      model_(std::move(weights), config.dtype, config.max_num_batched_tokens),
+      config_(config),
+      model_(std::move(weights), config.dtype, config.max_num_batched_tokens, layout,
+             std::move(tp_group)),
       sampler_(std::move(eos_token_ids), config.seed, model_.config().vocab_size),
       block_size_(config.block_size),
       device_name_(describe_device()),
@@ -79,7 +101,7 @@ CudaWorker::CudaWorker(asio::any_io_executor executor, LlamaWeights weights,
     throw std::invalid_argument("block_size must be positive, got " +
                                 std::to_string(config.block_size));
   }
-  model_.allocate_kv_cache(blocks_for_device(model_, config, free_before_load_), config.block_size);
+  if (!config.defer_kv_cache) allocate_kv_cache(kv_blocks_that_fit());
   cuda::check_cuda(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking),
                    "cudaStreamCreateWithFlags");
   if (inject_fault_.kind != CudaFaultKind::kNone) {
@@ -89,6 +111,16 @@ CudaWorker::CudaWorker(asio::any_io_executor executor, LlamaWeights weights,
             inject_fault_.kind == CudaFaultKind::kLaunchError ? "launch error" : "illegal address",
             inject_fault_.at_step);
   }
+}
+
+int64_t CudaWorker::kv_blocks_that_fit() const {
+  use_device(device_);
+  return blocks_for_device(model_, config_, free_before_load_);
+}
+
+void CudaWorker::allocate_kv_cache(int64_t num_blocks) {
+  use_device(device_);
+  model_.allocate_kv_cache(num_blocks, config_.block_size);
 }
 
 CudaWorker::~CudaWorker() {
@@ -105,6 +137,18 @@ std::optional<std::string> CudaWorker::fatal_error() const {
 
 asio::awaitable<StepResult> CudaWorker::execute(std::shared_ptr<const SchedulerOutput> plan) {
   return ask([this, plan = std::move(plan)]() { return run(plan); });
+}
+
+asio::awaitable<StageOutput> CudaWorker::execute(std::shared_ptr<const SchedulerOutput> plan,
+                                                 std::shared_ptr<const HostTensor> hidden_states) {
+  if (hidden_states) {
+    throw std::invalid_argument("a CUDA worker runs whole pipelines only (no hidden-state input)");
+  }
+  return ask([this, plan = std::move(plan)]() -> asio::awaitable<StageOutput> {
+    StageOutput output;
+    output.step = co_await run(plan);
+    co_return output;
+  });
 }
 
 void CudaWorker::fail_step(std::exception_ptr failure) {
@@ -158,9 +202,14 @@ asio::awaitable<StepResult> CudaWorker::run(std::shared_ptr<const SchedulerOutpu
     throw CudaDeviceLostError("the CUDA device failed earlier and runs no more steps: " + *fatal);
   }
   const SchedulerOutput& plan = *plan_ptr;
+  // Rank 0 samples (every rank with one GPU); the other TP ranks only run the forward pass.
+  const bool samples = model_.shard().layout.tp_rank == 0;
   sampler_.begin_step(plan);
   if (plan.empty()) co_return StepResult{};
-  sampler_.prepare(plan);  // bad parameters throw here, before any GPU work
+  use_device(device_);
+  // Bad parameters throw here, before any GPU work. Every rank checks them (the plan is the
+  // same), so a refused step queues no collectives anywhere.
+  sampler_.prepare(plan);
 
   const ForwardBatch batch = make_forward_batch(plan, block_size_);
   std::exception_ptr failure;
@@ -171,7 +220,7 @@ asio::awaitable<StepResult> CudaWorker::run(std::shared_ptr<const SchedulerOutpu
                              std::to_string(sampler_.num_rows()) + " sampling requests");
     }
     if (++num_model_steps_ == inject_fault_.at_step) inject_cuda_fault(inject_fault_.kind, stream_);
-    sampler_.enqueue(model_.device_logits(), stream_);
+    if (samples) sampler_.enqueue(model_.device_logits(), stream_);
   } catch (...) {
     failure = std::current_exception();
   }
@@ -182,6 +231,7 @@ asio::awaitable<StepResult> CudaWorker::run(std::shared_ptr<const SchedulerOutpu
     if (!failure) failure = std::current_exception();
   }
   if (failure) fail_step(failure);
+  if (!samples) co_return StepResult{};
   co_return sampler_.collect();
 }
 
@@ -191,6 +241,58 @@ std::shared_ptr<CudaWorker> make_cuda_worker(asio::any_io_executor dedicated_thr
                                              const CudaWorkerConfig& config) {
   return std::make_shared<CudaWorker>(std::move(dedicated_thread), std::move(weights),
                                       std::move(eos_token_ids), config);
+}
+
+std::shared_ptr<PipelineWorker> make_cuda_tensor_parallel_worker(
+    ThreadModel& threads, asio::any_io_executor executor, const LlamaWeights& weights,
+    std::vector<int32_t> eos_token_ids, const CudaWorkerConfig& config, int32_t tp_size) {
+  int device_count = 0;
+  cuda::check_cuda(cudaGetDeviceCount(&device_count), "cudaGetDeviceCount");
+  if (tp_size < 1 || tp_size > device_count) {
+    throw std::invalid_argument("--tensor-parallel-size " + std::to_string(tp_size) +
+                                " needs that many GPUs; this machine has " +
+                                std::to_string(device_count));
+  }
+  std::vector<int> devices(static_cast<size_t>(tp_size));
+  for (int32_t r = 0; r < tp_size; ++r) devices[static_cast<size_t>(r)] = r;
+  auto group = cuda::NcclGroup::create_local(devices);
+
+  // Cut and upload every rank's shard at once, each on its own thread and GPU.
+  std::vector<std::shared_ptr<CudaWorker>> ranks(static_cast<size_t>(tp_size));
+  std::vector<std::exception_ptr> errors(static_cast<size_t>(tp_size));
+  std::vector<asio::any_io_executor> rank_threads;
+  for (int32_t r = 0; r < tp_size; ++r) {
+    rank_threads.push_back(threads.add_dedicated_thread("cuda-tp" + std::to_string(r)));
+  }
+  {
+    std::vector<std::jthread> loaders;
+    for (int32_t r = 0; r < tp_size; ++r) {
+      loaders.emplace_back([&, r] {
+        const auto i = static_cast<size_t>(r);
+        try {
+          ParallelLayout layout;
+          layout.tp_rank = r;
+          layout.tp_size = tp_size;
+          CudaWorkerConfig rank_config = config;
+          rank_config.device = devices[i];
+          rank_config.defer_kv_cache = true;
+          ranks[i] =
+              std::make_shared<CudaWorker>(rank_threads[i], shard_llama_weights(weights, layout),
+                                           eos_token_ids, rank_config, layout, group[i]);
+        } catch (...) {
+          errors[i] = std::current_exception();
+        }
+      });
+    }
+  }
+  for (auto& error : errors) {
+    if (error) std::rethrow_exception(error);
+  }
+  int64_t blocks = ranks[0]->kv_blocks_that_fit();
+  for (auto& rank : ranks) blocks = std::min(blocks, rank->kv_blocks_that_fit());
+  for (auto& rank : ranks) rank->allocate_kv_cache(blocks);
+  std::vector<std::shared_ptr<StageWorker>> stage_workers(ranks.begin(), ranks.end());
+  return std::make_shared<PipelineWorker>(std::move(executor), std::move(stage_workers));
 }
 
 }  // namespace vllm

@@ -68,9 +68,12 @@ CublasLtGemm::~CublasLtGemm() {
 const CublasLtGemm::Plan& CublasLtGemm::plan_for(ActivationType type, int64_t num_tokens,
                                                  int64_t in_features, int64_t out_features,
                                                  bool has_bias, uint32_t alignment_bytes,
-                                                 bool f32_out) {
-  const ShapeKey key{static_cast<int>(type), num_tokens, in_features, out_features, has_bias,
-                     alignment_bytes,        f32_out};
+                                                 bool f32_out, const GemmOptions& options) {
+  const int64_t x_stride = options.x_stride > 0 ? options.x_stride : in_features;
+  const int64_t weight_stride = options.weight_stride > 0 ? options.weight_stride : in_features;
+  const int64_t algo_out = options.algo_out_features > 0 ? options.algo_out_features : out_features;
+  const ShapeKey key{static_cast<int>(type), num_tokens, in_features, out_features,  has_bias,
+                     alignment_bytes,        f32_out,    x_stride,    weight_stride, algo_out};
   if (auto it = plans_.find(key); it != plans_.end()) return *it->second;
 
   auto* plan = new Plan();
@@ -96,10 +99,10 @@ const CublasLtGemm::Plan& CublasLtGemm::plan_for(ActivationType type, int64_t nu
           "cublasLtMatmulDescSetAttribute(BIAS_DATA_TYPE)");
     }
     check_cublas(cublasLtMatrixLayoutCreate(&plan->a, data_type, static_cast<uint64_t>(in_features),
-                                            static_cast<uint64_t>(out_features), in_features),
+                                            static_cast<uint64_t>(out_features), weight_stride),
                  "cublasLtMatrixLayoutCreate(A)");
     check_cublas(cublasLtMatrixLayoutCreate(&plan->b, data_type, static_cast<uint64_t>(in_features),
-                                            static_cast<uint64_t>(num_tokens), in_features),
+                                            static_cast<uint64_t>(num_tokens), x_stride),
                  "cublasLtMatrixLayoutCreate(B)");
     check_cublas(cublasLtMatrixLayoutCreate(&plan->c, f32_out ? CUDA_R_32F : data_type,
                                             static_cast<uint64_t>(out_features),
@@ -109,13 +112,13 @@ const CublasLtGemm::Plan& CublasLtGemm::plan_for(ActivationType type, int64_t nu
     // One algorithm per (type, in, out, bias, alignment, output type), chosen once for a fixed
     // row count and with no split-K reduction: every row's dot products then run in the same
     // order whatever the batch holds, so a request gets the same logits alone or batched.
-    const AlgoKey algo_key{static_cast<int>(type), in_features, out_features, has_bias,
+    const AlgoKey algo_key{static_cast<int>(type), in_features, algo_out, has_bias,
                            alignment_bytes,        f32_out};
     auto algo = algos_.find(algo_key);
     if (algo == algos_.end()) {
       algo = algos_
-                 .emplace(algo_key, choose_algo(*plan, type, in_features, out_features,
-                                                alignment_bytes, f32_out, has_bias))
+                 .emplace(algo_key, choose_algo(*plan, type, in_features, algo_out, alignment_bytes,
+                                                f32_out, has_bias))
                  .first;
     }
     cublasLtMatmulHeuristicResult_t checked{};
@@ -204,18 +207,32 @@ std::shared_ptr<void> CublasLtGemm::choose_algo(const Plan& like, ActivationType
 void CublasLtGemm::linear(ActivationType type, void* y, const void* x, const void* weight,
                           const void* bias, int64_t num_tokens, int64_t in_features,
                           int64_t out_features, cudaStream_t stream) {
-  run(type, y, x, weight, bias, num_tokens, in_features, out_features, false, stream);
+  run(type, y, x, weight, bias, num_tokens, in_features, out_features, false, stream, {});
 }
 
 void CublasLtGemm::linear_f32_out(ActivationType type, float* y, const void* x, const void* weight,
                                   int64_t num_tokens, int64_t in_features, int64_t out_features,
                                   cudaStream_t stream) {
-  run(type, y, x, weight, nullptr, num_tokens, in_features, out_features, true, stream);
+  run(type, y, x, weight, nullptr, num_tokens, in_features, out_features, true, stream, {});
+}
+
+void CublasLtGemm::linear(ActivationType type, void* y, const void* x, const void* weight,
+                          const void* bias, int64_t num_tokens, int64_t in_features,
+                          int64_t out_features, cudaStream_t stream, const GemmOptions& options) {
+  require(!options.accumulate, "CublasLtGemm::linear: accumulate needs an fp32 output");
+  run(type, y, x, weight, bias, num_tokens, in_features, out_features, false, stream, options);
+}
+
+void CublasLtGemm::linear_f32_out(ActivationType type, float* y, const void* x, const void* weight,
+                                  int64_t num_tokens, int64_t in_features, int64_t out_features,
+                                  cudaStream_t stream, const GemmOptions& options) {
+  run(type, y, x, weight, nullptr, num_tokens, in_features, out_features, true, stream, options);
 }
 
 void CublasLtGemm::run(ActivationType type, void* y, const void* x, const void* weight,
                        const void* bias, int64_t num_tokens, int64_t in_features,
-                       int64_t out_features, bool f32_out, cudaStream_t stream) {
+                       int64_t out_features, bool f32_out, cudaStream_t stream,
+                       const GemmOptions& options) {
   require(num_tokens >= 0 && in_features > 0 && out_features > 0,
           "CublasLtGemm::linear: sizes must be positive (tokens " + std::to_string(num_tokens) +
               ", in " + std::to_string(in_features) + ", out " + std::to_string(out_features) +
@@ -223,14 +240,18 @@ void CublasLtGemm::run(ActivationType type, void* y, const void* x, const void* 
   if (num_tokens == 0) return;
   const uint32_t alignment = std::min({pointer_alignment(x), pointer_alignment(weight),
                                        pointer_alignment(y), pointer_alignment(bias)});
-  const Plan& plan =
-      plan_for(type, num_tokens, in_features, out_features, bias != nullptr, alignment, f32_out);
+  require((options.x_stride == 0 || options.x_stride >= in_features) &&
+              (options.weight_stride == 0 || options.weight_stride >= in_features),
+          "CublasLtGemm::linear: a row stride is shorter than in_features");
+  const Plan& plan = plan_for(type, num_tokens, in_features, out_features, bias != nullptr,
+                              alignment, f32_out, options);
   if (bias != nullptr) {
     check_cublas(cublasLtMatmulDescSetAttribute(plan.operation, CUBLASLT_MATMUL_DESC_BIAS_POINTER,
                                                 &bias, sizeof(bias)),
                  "cublasLtMatmulDescSetAttribute(BIAS_POINTER)");
   }
-  const float alpha = 1.0f, beta = 0.0f;
+  // With accumulate: y = 1 * (x · W^T) + 1 * y, one fp32 rounding of the sum.
+  const float alpha = 1.0f, beta = options.accumulate ? 1.0f : 0.0f;
   check_cublas(
       cublasLtMatmul(as_handle(handle_), plan.operation, &alpha, weight, plan.a, x, plan.b, &beta,
                      y, plan.c, y, plan.c, &plan.algo, workspace_, workspace_bytes_, stream),

@@ -17,6 +17,18 @@
 
 namespace vllm::cuda {
 
+// Less common forms of a GEMM call (the defaults give the plain one).
+struct GemmOptions {
+  int64_t x_stride = 0;       // elements between rows of x (0: in_features): a column slice of x
+  int64_t weight_stride = 0;  // elements between rows of W (0: in_features): a column slice of W
+  bool accumulate = false;    // y += x · W^T instead of y = (fp32 output only)
+  // Choose the algorithm as for a GEMM with this many outputs (0: out_features). A kernel with
+  // no split-K computes each output element the same way whatever the number of outputs, so
+  // GEMMs of one input size but different output sizes (a tensor-parallel rank's column slice
+  // and the whole matrix) give identical elements when they share the algorithm.
+  int64_t algo_out_features = 0;
+};
+
 class CublasLtGemm {
  public:
   // Creates the handle and allocates `workspace_bytes` of device memory on the current device.
@@ -34,15 +46,24 @@ class CublasLtGemm {
   void linear_f32_out(ActivationType type, float* y, const void* x, const void* weight,
                       int64_t num_tokens, int64_t in_features, int64_t out_features,
                       cudaStream_t stream);
+  // Both with GemmOptions.
+  void linear(ActivationType type, void* y, const void* x, const void* weight, const void* bias,
+              int64_t num_tokens, int64_t in_features, int64_t out_features, cudaStream_t stream,
+              const GemmOptions& options);
+  void linear_f32_out(ActivationType type, float* y, const void* x, const void* weight,
+                      int64_t num_tokens, int64_t in_features, int64_t out_features,
+                      cudaStream_t stream, const GemmOptions& options);
 
  private:
   struct Plan;  // the descriptors and the algorithm chosen for one shape
-  using ShapeKey = std::tuple<int, int64_t, int64_t, int64_t, bool, uint32_t, bool>;
+  using ShapeKey =
+      std::tuple<int, int64_t, int64_t, int64_t, bool, uint32_t, bool, int64_t, int64_t, int64_t>;
   const Plan& plan_for(ActivationType type, int64_t num_tokens, int64_t in_features,
-                       int64_t out_features, bool has_bias, uint32_t alignment_bytes, bool f32_out);
+                       int64_t out_features, bool has_bias, uint32_t alignment_bytes, bool f32_out,
+                       const GemmOptions& options);
   void run(ActivationType type, void* y, const void* x, const void* weight, const void* bias,
            int64_t num_tokens, int64_t in_features, int64_t out_features, bool f32_out,
-           cudaStream_t stream);
+           cudaStream_t stream, const GemmOptions& options);
 
   // The algorithm of a GEMM shape, chosen for kAlgoReferenceRows rows and used for every row
   // count (batch invariance); an opaque cublasLtMatmulAlgo_t.

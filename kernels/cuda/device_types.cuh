@@ -32,6 +32,9 @@ __device__ __forceinline__ float to_float(__nv_bfloat16 x) {
 __device__ __forceinline__ float to_float(__half x) {
   return __half2float(x);
 }
+__device__ __forceinline__ float to_float(float x) {
+  return x;
+}
 
 template <typename T>
 __device__ __forceinline__ T from_float(float x);

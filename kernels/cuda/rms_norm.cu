@@ -42,16 +42,18 @@ __global__ void fused_add_rms_norm_kernel(T* x, T* residual, const T* weight, in
   }
 }
 
-// The fp32 residual stream: residual += x in fp32, so a long stack of layers does not round the
+// The fp32 residual stream: residual += add in fp32, so a long stack of layers does not round the
 // stream to the activation type at every add (the activations fed to the GEMMs stay bf16/fp16).
-template <typename T>
-__global__ void fused_add_rms_norm_f32_kernel(T* x, float* residual, const T* weight,
-                                              int64_t hidden, float eps) {
+// `add` is the activation-type x itself or an fp32 branch output (a GEMM's fp32 result, summed
+// over tensor-parallel ranks).
+template <typename T, typename Add>
+__global__ void fused_add_rms_norm_f32_kernel(T* x, const Add* add, float* residual,
+                                              const T* weight, int64_t hidden, float eps) {
   __shared__ float scratch[32];
   const int64_t row = static_cast<int64_t>(blockIdx.x) * hidden;
   float sum_squares = 0.0f;
   for (int64_t i = threadIdx.x; i < hidden; i += blockDim.x) {
-    const float sum = to_float(x[row + i]) + residual[row + i];
+    const float sum = to_float(add[row + i]) + residual[row + i];
     residual[row + i] = sum;
     sum_squares += sum * sum;
   }
@@ -103,8 +105,23 @@ void fused_add_rms_norm_f32_residual(ActivationType type, void* x, float* residu
   dispatch_activation(type, [&](auto tag) {
     using T = decltype(tag);
     VLLM_LAUNCH(static_cast<unsigned>(num_tokens), kNormThreads, 0, stream,
-                fused_add_rms_norm_f32_kernel<T>)
-    (static_cast<T*>(x), residual, static_cast<const T*>(weight), hidden, eps);
+                fused_add_rms_norm_f32_kernel<T, T>)
+    (static_cast<T*>(x), static_cast<const T*>(x), residual, static_cast<const T*>(weight), hidden,
+     eps);
+  });
+  check_launch("fused_add_rms_norm_f32_kernel");
+}
+
+void fused_add_f32_rms_norm(ActivationType type, void* x, const float* branch, float* residual,
+                            const void* weight, int64_t num_tokens, int64_t hidden, float eps,
+                            cudaStream_t stream) {
+  check_norm_args(num_tokens, hidden);
+  if (num_tokens == 0) return;
+  dispatch_activation(type, [&](auto tag) {
+    using T = decltype(tag);
+    VLLM_LAUNCH(static_cast<unsigned>(num_tokens), kNormThreads, 0, stream,
+                fused_add_rms_norm_f32_kernel<T, float>)
+    (static_cast<T*>(x), branch, residual, static_cast<const T*>(weight), hidden, eps);
   });
   check_launch("fused_add_rms_norm_f32_kernel");
 }

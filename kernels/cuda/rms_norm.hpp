@@ -28,4 +28,11 @@ void fused_add_rms_norm_f32_residual(ActivationType type, void* x, float* residu
                                      const void* weight, int64_t num_tokens, int64_t hidden,
                                      float eps, cudaStream_t stream);
 
+// The same with an fp32 addend: residual[t] += branch[t]; x[t] = rmsnorm(residual[t]) * weight.
+// The model's attention and MLP outputs come out of their GEMMs in fp32 (and are summed over
+// tensor-parallel ranks in fp32) before they join the residual stream.
+void fused_add_f32_rms_norm(ActivationType type, void* x, const float* branch, float* residual,
+                            const void* weight, int64_t num_tokens, int64_t hidden, float eps,
+                            cudaStream_t stream);
+
 }  // namespace vllm::cuda

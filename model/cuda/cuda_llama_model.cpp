@@ -157,7 +157,15 @@ DeviceBuffer CudaLlamaModel::upload(const std::vector<float>& values) {
 
 CudaLlamaModel::CudaLlamaModel(LlamaWeights weights, cuda::ActivationType type,
                                int32_t max_num_batched_tokens)
-    : config_(weights.config), type_(type), max_tokens_(max_num_batched_tokens) {
+    : CudaLlamaModel(std::move(weights), type, max_num_batched_tokens, ParallelLayout{}, nullptr) {}
+
+CudaLlamaModel::CudaLlamaModel(LlamaWeights weights, cuda::ActivationType type,
+                               int32_t max_num_batched_tokens, const ParallelLayout& layout,
+                               std::shared_ptr<cuda::NcclGroup> tp_group)
+    : config_(weights.config),
+      tp_group_(std::move(tp_group)),
+      type_(type),
+      max_tokens_(max_num_batched_tokens) {
   ModelConfig& c = config_;
   if (c.hidden_size <= 0 || c.num_attention_heads <= 0 || c.num_hidden_layers <= 0 ||
       c.vocab_size <= 0 || c.intermediate_size <= 0) {
@@ -180,16 +188,43 @@ CudaLlamaModel::CudaLlamaModel(LlamaWeights weights, cuda::ActivationType type,
   if (max_num_batched_tokens <= 0) {
     throw std::invalid_argument("max_num_batched_tokens must be positive");
   }
+  validate_layout(layout);
+  if (layout.pp_size != 1) {
+    throw ParallelLayoutError(
+        "the CUDA backend runs tensor parallel only: pipeline_parallel_size " +
+        std::to_string(layout.pp_size) + " needs --device cpu");
+  }
+  if (layout.tp_size > 1 &&
+      (!tp_group_ || tp_group_->size() != layout.tp_size || tp_group_->rank() != layout.tp_rank)) {
+    throw ParallelLayoutError("CudaLlamaModel: rank " + layout.to_string() +
+                              " needs an NCCL group of its size with its rank");
+  }
+  shard_ = plan_model_shard(c, layout);
+  if (layout.tp_size == 1) {
+    try {
+      const ModelShard half = plan_model_shard(c, ParallelLayout{.tp_rank = 0, .tp_size = 2});
+      row_parallel_slices_ = 2;
+      qkv_algo_out_ = (half.num_heads + 2 * half.num_kv_heads) * c.head_dim;
+      gate_up_algo_out_ = 2 * half.intermediate_size;
+      lm_head_algo_out_ = half.vocab_shard_size;
+    } catch (const ParallelLayoutError&) {
+      // The model does not divide by 2: no TP=2 to agree with.
+    }
+  }
   if (static_cast<int64_t>(weights.layers.size()) != c.num_hidden_layers) {
     throw std::invalid_argument(
         "model weights: " + std::to_string(weights.layers.size()) +
         " layers but the config says num_hidden_layers = " + std::to_string(c.num_hidden_layers));
   }
-  const int64_t hidden = c.hidden_size, q_size = c.q_size(), kv_size = c.kv_size();
-  const int64_t inter = c.intermediate_size;
+  // This rank's sizes (the whole model's with one rank).
+  const bool tensor_parallel = layout.tp_size > 1;
+  const int64_t hidden = c.hidden_size, q_size = shard_.num_heads * c.head_dim;
+  const int64_t kv_size = shard_.num_kv_heads * c.head_dim;
+  const int64_t inter = shard_.intermediate_size;
   const int64_t qkv_width = q_size + 2 * kv_size;
+  const int64_t vocab_rows = tensor_parallel ? shard_.vocab_shard_size : c.vocab_size;
 
-  expect_shape(weights.embed_tokens, {c.vocab_size, hidden}, "embed_tokens");
+  expect_shape(weights.embed_tokens, {vocab_rows, hidden}, "embed_tokens");
   expect_shape(weights.norm, {hidden}, "norm");
   if (weights.lm_head.empty()) {
     if (!c.tie_word_embeddings) {
@@ -197,7 +232,7 @@ CudaLlamaModel::CudaLlamaModel(LlamaWeights weights, cuda::ActivationType type,
           "model weights: lm_head is missing and tie_word_embeddings is false");
     }
   } else {
-    expect_shape(weights.lm_head, {c.vocab_size, hidden}, "lm_head");
+    expect_shape(weights.lm_head, {vocab_rows, hidden}, "lm_head");
   }
   embed_tokens_ = upload(take(weights.embed_tokens));
   norm_ = upload(take(weights.norm));
@@ -242,6 +277,7 @@ CudaLlamaModel::CudaLlamaModel(LlamaWeights weights, cuda::ActivationType type,
 
   const auto rows = static_cast<size_t>(max_tokens_);
   residual_ = DeviceBuffer(rows * hidden * sizeof(float));  // the fp32 residual stream
+  branch_ = DeviceBuffer(rows * hidden * sizeof(float));
   x_ = DeviceBuffer(rows * hidden * elem_);
   qkv_ = DeviceBuffer(rows * qkv_width * elem_);
   attention_ = DeviceBuffer(rows * q_size * elem_);
@@ -251,8 +287,8 @@ CudaLlamaModel::CudaLlamaModel(LlamaWeights weights, cuda::ActivationType type,
 }
 
 int64_t CudaLlamaModel::kv_block_bytes(int32_t block_size) const {
-  return 2 * config_.num_hidden_layers * static_cast<int64_t>(block_size) *
-         config_.num_key_value_heads * config_.head_dim * static_cast<int64_t>(elem_);
+  return 2 * config_.num_hidden_layers * static_cast<int64_t>(block_size) * shard_.num_kv_heads *
+         config_.head_dim * static_cast<int64_t>(elem_);
 }
 
 void CudaLlamaModel::allocate_kv_cache(int64_t num_blocks, int32_t block_size) {
@@ -275,6 +311,11 @@ void CudaLlamaModel::ensure_logits_rows(int64_t rows) {
   logits_rows_hidden_ = DeviceBuffer(n * config_.hidden_size * elem_);
   logits_ = DeviceBuffer(n * config_.vocab_size * sizeof(float));
   logits_host_ = PinnedBuffer(n * config_.vocab_size * sizeof(float));
+  if (shard_.layout.tp_size > 1) {
+    const auto shard_floats = n * static_cast<size_t>(shard_.vocab_shard_size);
+    logits_shard_ = DeviceBuffer(shard_floats * sizeof(float));
+    logits_gathered_ = DeviceBuffer(shard_floats * shard_.layout.tp_size * sizeof(float));
+  }
   logits_rows_capacity_ = rows;
 }
 
@@ -356,9 +397,11 @@ int64_t CudaLlamaModel::enqueue_forward(const ForwardBatch& batch, cudaStream_t 
   const ModelConfig& c = config_;
   const int64_t num_tokens = batch.num_tokens();
   const int32_t num_seqs = batch.num_seqs();
-  const int64_t hidden = c.hidden_size, q_size = c.q_size(), kv_size = c.kv_size();
+  const int64_t hidden = c.hidden_size, q_size = shard_.num_heads * c.head_dim;
+  const int64_t kv_size = shard_.num_kv_heads * c.head_dim;
   const int64_t qkv_width = q_size + 2 * kv_size;
-  const int64_t inter = c.intermediate_size;
+  const int64_t inter = shard_.intermediate_size;
+  const bool tensor_parallel = shard_.layout.tp_size > 1;
   const auto eps = static_cast<float>(c.rms_norm_eps);
   const auto num_logits = static_cast<int64_t>(batch.logits_indices.size());
   ensure_logits_rows(num_logits);
@@ -419,8 +462,8 @@ int64_t CudaLlamaModel::enqueue_forward(const ForwardBatch& batch, cudaStream_t 
   attn.block_tables = d_blocks;
   attn.max_blocks_per_seq = batch.max_blocks_per_seq;
   attn.num_seqs = num_seqs;
-  attn.num_heads = static_cast<int32_t>(c.num_attention_heads);
-  attn.num_kv_heads = static_cast<int32_t>(c.num_key_value_heads);
+  attn.num_heads = static_cast<int32_t>(shard_.num_heads);
+  attn.num_kv_heads = static_cast<int32_t>(shard_.num_kv_heads);
   attn.head_dim = static_cast<int32_t>(c.head_dim);
   attn.block_size = block_size_;
   for (int32_t s = 0; s < num_seqs; ++s) {
@@ -446,27 +489,49 @@ int64_t CudaLlamaModel::enqueue_forward(const ForwardBatch& batch, cudaStream_t 
   rope.slot_mapping = d_slots;
   rope.inv_freq = static_cast<const float*>(inv_freq_.get());
   rope.num_tokens = num_tokens;
-  rope.num_heads = c.num_attention_heads;
-  rope.num_kv_heads = c.num_key_value_heads;
+  rope.num_heads = shard_.num_heads;
+  rope.num_kv_heads = shard_.num_kv_heads;
   rope.head_dim = c.head_dim;
   rope.rotary_dim = c.head_dim;
 
   const size_t cache_half = static_cast<size_t>(num_blocks_ * kv_block_bytes(block_size_) / 2 /
                                                 c.num_hidden_layers);  // one layer's K (or V)
 
-  // The residual stream is fp32: residual = 0 + embedding; x = input_layernorm(residual).
+  // The residual stream is fp32 and every addend joins it in fp32 through branch_: the
+  // embedding, then each attention and MLP output (summed over the TP ranks). residual = 0;
+  // branch = embedding; each norm: residual += branch, x = norm(residual).
   auto* residual = static_cast<float*>(residual_.get());
-  check_cuda(cudaMemsetAsync(residual, 0, static_cast<size_t>(num_tokens * hidden) * sizeof(float),
-                             stream),
-             "cudaMemsetAsync of the residual stream");
-  cuda::embedding_lookup(type_, x_.get(), embed_tokens_.get(), d_tokens, num_tokens, hidden,
-                         c.vocab_size, stream);
+  auto* branch = static_cast<float*>(branch_.get());
+  const int64_t stream_floats = num_tokens * hidden;
+  auto all_reduce = [&] {
+    if (tensor_parallel) tp_group_->all_reduce_sum(branch, stream_floats, stream);
+  };
+  // A row-parallel GEMM (o_proj, down_proj) into branch: in row_parallel_slices_ slices of the
+  // input dimension, each slice's fp32 result added to the previous ones.
+  auto row_parallel = [&](const void* x, const void* weight, int64_t in_features) {
+    const int64_t slice = in_features / row_parallel_slices_;
+    for (int32_t s = 0; s < row_parallel_slices_; ++s) {
+      cuda::GemmOptions options;
+      options.x_stride = options.weight_stride = in_features;
+      options.accumulate = s > 0;
+      gemm_.linear_f32_out(type_, branch, static_cast<const char*>(x) + s * slice * elem_,
+                           static_cast<const char*>(weight) + s * slice * elem_, num_tokens, slice,
+                           hidden, stream, options);
+    }
+  };
+  check_cuda(
+      cudaMemsetAsync(residual, 0, static_cast<size_t>(stream_floats) * sizeof(float), stream),
+      "cudaMemsetAsync of the residual stream");
+  cuda::embedding_lookup_rows_f32(type_, branch, embed_tokens_.get(), d_tokens, num_tokens, hidden,
+                                  tensor_parallel ? shard_.vocab_begin : 0,
+                                  tensor_parallel ? shard_.vocab_shard_size : c.vocab_size, stream);
+  all_reduce();
   for (size_t l = 0; l < layers_.size(); ++l) {
     const Layer& layer = layers_[l];
-    cuda::fused_add_rms_norm_f32_residual(type_, x_.get(), residual, layer.input_layernorm.get(),
-                                          num_tokens, hidden, eps, stream);
+    cuda::fused_add_f32_rms_norm(type_, x_.get(), branch, residual, layer.input_layernorm.get(),
+                                 num_tokens, hidden, eps, stream);
     gemm_.linear(type_, qkv_.get(), x_.get(), layer.qkv_proj.get(), layer.qkv_bias.get(),
-                 num_tokens, hidden, qkv_width, stream);
+                 num_tokens, hidden, qkv_width, stream, {.algo_out_features = qkv_algo_out_});
     char* key_cache = offset(kv_cache_, 2 * l * cache_half);
     char* value_cache = key_cache + cache_half;
     rope.key_cache = key_cache;
@@ -475,29 +540,52 @@ int64_t CudaLlamaModel::enqueue_forward(const ForwardBatch& batch, cudaStream_t 
     attn.key_cache = key_cache;
     attn.value_cache = value_cache;
     cuda::paged_attention_mixed(attn, num_decode, attention_workspace_.get(), stream);
-    gemm_.linear(type_, x_.get(), attention_.get(), layer.o_proj.get(), nullptr, num_tokens, q_size,
-                 hidden, stream);
-    cuda::fused_add_rms_norm_f32_residual(type_, x_.get(), residual,
-                                          layer.post_attention_layernorm.get(), num_tokens, hidden,
-                                          eps, stream);
+    row_parallel(attention_.get(), layer.o_proj.get(), q_size);
+    all_reduce();
+    cuda::fused_add_f32_rms_norm(type_, x_.get(), branch, residual,
+                                 layer.post_attention_layernorm.get(), num_tokens, hidden, eps,
+                                 stream);
     gemm_.linear(type_, gate_up_.get(), x_.get(), layer.gate_up_proj.get(), nullptr, num_tokens,
-                 hidden, 2 * inter, stream);
+                 hidden, 2 * inter, stream, {.algo_out_features = gate_up_algo_out_});
     cuda::silu_and_mul(type_, activation_.get(), gate_up_.get(), num_tokens, inter, stream);
-    gemm_.linear(type_, x_.get(), activation_.get(), layer.down_proj.get(), nullptr, num_tokens,
-                 inter, hidden, stream);
+    row_parallel(activation_.get(), layer.down_proj.get(), inter);
+    all_reduce();
   }
   if (num_logits == 0) return 0;
   // Final norm over every row (cheap), then gather the sampled rows: the embedding lookup is a
   // row gather with the logits indices as "token ids" over a num_tokens-row table.
-  cuda::fused_add_rms_norm_f32_residual(type_, x_.get(), residual, norm_.get(), num_tokens, hidden,
-                                        eps, stream);
+  cuda::fused_add_f32_rms_norm(type_, x_.get(), branch, residual, norm_.get(), num_tokens, hidden,
+                               eps, stream);
   cuda::embedding_lookup(type_, logits_rows_hidden_.get(), x_.get(), d_logits_idx, num_logits,
                          hidden, num_tokens, stream);
   const DeviceBuffer& head = lm_head_.get() ? lm_head_ : embed_tokens_;
   // fp32 logits: bf16 would round a logit near 20 to a multiple of 0.125.
-  gemm_.linear_f32_out(type_, device_logits(), logits_rows_hidden_.get(), head.get(), num_logits,
-                       hidden, c.vocab_size, stream);
-  if (copy_logits_to_host) {
+  if (!tensor_parallel) {
+    gemm_.linear_f32_out(type_, device_logits(), logits_rows_hidden_.get(), head.get(), num_logits,
+                         hidden, c.vocab_size, stream, {.algo_out_features = lm_head_algo_out_});
+  } else {
+    // Each rank's vocabulary rows, gathered to [rank][row][vocab shard], then laid out as
+    // [row][vocab] on rank 0 (the padding rows past the vocabulary dropped).
+    const int64_t shard_vocab = shard_.vocab_shard_size;
+    auto* shard_logits = static_cast<float*>(logits_shard_.get());
+    auto* gathered = static_cast<float*>(logits_gathered_.get());
+    gemm_.linear_f32_out(type_, shard_logits, logits_rows_hidden_.get(), head.get(), num_logits,
+                         hidden, shard_vocab, stream);
+    tp_group_->all_gather(shard_logits, gathered, num_logits * shard_vocab, stream);
+    if (shard_.layout.tp_rank == 0) {
+      for (int32_t r = 0; r < shard_.layout.tp_size; ++r) {
+        const int64_t begin = r * shard_vocab;
+        const int64_t width = std::min(shard_vocab, c.vocab_size - begin);
+        if (width <= 0) break;
+        check_cuda(
+            cudaMemcpy2DAsync(device_logits() + begin, c.vocab_size * sizeof(float),
+                              gathered + r * num_logits * shard_vocab, shard_vocab * sizeof(float),
+                              width * sizeof(float), num_logits, cudaMemcpyDeviceToDevice, stream),
+            "cudaMemcpy2DAsync of a rank's logits");
+      }
+    }
+  }
+  if (copy_logits_to_host && shard_.layout.tp_rank == 0) {
     check_cuda(cudaMemcpyAsync(logits_host_.get(), logits_.get(),
                                static_cast<size_t>(num_logits * c.vocab_size) * sizeof(float),
                                cudaMemcpyDeviceToHost, stream),

@@ -3,6 +3,17 @@
 // KV cache and activation buffers sized once for max_num_batched_tokens and reused every step.
 // enqueue_forward() only queues work on the caller's stream (staging the batch through pinned
 // host memory); the caller awaits the stream, then reads the logits with host_logits().
+//
+// Tensor parallel (one model per GPU, all queuing the same steps): each rank holds its shard
+// (shard_llama_weights) and joins an NcclGroup; the attention and MLP outputs leave their
+// row-parallel GEMMs (o_proj, down_proj) in fp32 and are all-reduced in fp32 before they join the
+// fp32 residual stream, the vocabulary-parallel embedding is all-reduced and the LM head's logits
+// all-gathered; rank 0 holds the whole logits. With one rank the same fp32 path runs without the
+// collectives. TP=1 also reproduces TP=2's arithmetic (when the model divides by 2): its
+// row-parallel GEMMs run as two half-K GEMMs whose fp32 results add once (as the all-reduce of
+// two ranks adds them), and every GEMM uses the algorithm chosen for the TP=2 rank's shape (a
+// kernel with no split-K computes each output element alike whatever the number of outputs), so
+// TP=1 and TP=2 give the same logits bit for bit.
 #pragma once
 
 #include <cuda_runtime_api.h>
@@ -14,8 +25,10 @@
 
 #include "kernels/cuda/activation_type.hpp"
 #include "kernels/cuda/cublaslt_gemm.hpp"
+#include "model/cuda/nccl_group.hpp"
 #include "model/forward_batch.hpp"
 #include "model/llama_weights.hpp"
+#include "model/parallel_layout.hpp"
 
 namespace vllm {
 
@@ -63,8 +76,14 @@ class CudaLlamaModel {
   // tensors are freed as they are copied. Throws std::invalid_argument on a shape that disagrees
   // with the config or an unsupported head_dim, vllm::cuda::CudaError on a CUDA failure.
   CudaLlamaModel(LlamaWeights weights, cuda::ActivationType type, int32_t max_num_batched_tokens);
+  // One tensor-parallel rank: `weights` is the rank's shard (shard_llama_weights(all, layout)),
+  // `tp_group` its group (size layout.tp_size, rank layout.tp_rank). Pipeline stages are not
+  // supported on CUDA (layout.pp_size must be 1): throws ParallelLayoutError.
+  CudaLlamaModel(LlamaWeights weights, cuda::ActivationType type, int32_t max_num_batched_tokens,
+                 const ParallelLayout& layout, std::shared_ptr<cuda::NcclGroup> tp_group);
 
   const ModelConfig& config() const { return config_; }
+  const ModelShard& shard() const { return shard_; }
   cuda::ActivationType activation_type() const { return type_; }
   int32_t max_num_batched_tokens() const { return max_tokens_; }
 
@@ -86,7 +105,7 @@ class CudaLlamaModel {
   // copied them to the host).
   HostTensor host_logits(int64_t rows) const;
   // The last forward's fp32 logits on the device, [rows, vocab] row-major (valid after the
-  // forward's work on its stream, until the next forward).
+  // forward's work on its stream, until the next forward; on TP rank 0 only).
   float* device_logits() const { return static_cast<float*>(logits_.get()); }
 
  private:
@@ -100,6 +119,12 @@ class CudaLlamaModel {
   void ensure_logits_rows(int64_t rows);
 
   ModelConfig config_;
+  ModelShard shard_;
+  // TP=2 arithmetic on one rank (see above): half-K slices of the row-parallel GEMMs (1: none)
+  // and the output sizes the GEMM algorithms are chosen for (0: the GEMM's own).
+  int32_t row_parallel_slices_ = 1;
+  int64_t qkv_algo_out_ = 0, gate_up_algo_out_ = 0, lm_head_algo_out_ = 0;
+  std::shared_ptr<cuda::NcclGroup> tp_group_;  // null with one rank
   cuda::ActivationType type_;
   int32_t max_tokens_;
   size_t elem_ = 2;  // bytes per activation element
@@ -115,6 +140,7 @@ class CudaLlamaModel {
 
   // Activations, [max_tokens_] rows each.
   DeviceBuffer residual_;  // fp32
+  DeviceBuffer branch_;    // fp32: the embedding, attention or MLP output joining the residual
   DeviceBuffer x_, qkv_, attention_, gate_up_, activation_;
   DeviceBuffer attention_workspace_;
   // Batch metadata on the device and its pinned staging copy (one packed int32/int64 block).
@@ -123,6 +149,7 @@ class CudaLlamaModel {
   // Logits.
   int64_t logits_rows_capacity_ = 0;
   DeviceBuffer logits_rows_hidden_, logits_;
+  DeviceBuffer logits_shard_, logits_gathered_;  // tensor parallel: this rank's vocab, every rank's
   PinnedBuffer logits_host_;
 };
 
