@@ -207,7 +207,8 @@ LlamaModel::LlamaModel(LlamaCheckpoint checkpoint, const ParallelLayout& layout,
     layer.down_proj = std::move(down_proj);
     layers_.push_back(std::move(layer));
   }
-  rope_inv_freq_ = cpu::rope_inv_freq(rope_params(c));
+  rope_params_ = rope_params(c);
+  cpu::rope_inv_freq(rope_params_);  // rejects an odd head_dim at load
 }
 
 KvCacheShape LlamaModel::kv_cache_shape(int64_t num_blocks, int64_t block_size) const {
@@ -346,8 +347,8 @@ HostTensor LlamaModel::forward_stage(const ForwardBatch& batch, KvCache& cache,
     }
     std::memcpy(hidden_.data(), input_hidden->data.data(), num_tokens * hidden * sizeof(float));
   }
-  cpu::rope_cos_sin(batch.positions.data(), num_tokens, rope_inv_freq_, rope_cos_.data(),
-                    rope_sin_.data());
+  cpu::rope_cos_sin_ggml(batch.positions.data(), num_tokens, rope_params_, rope_cos_.data(),
+                         rope_sin_.data());
 
   cpu::AttentionShape attention_shape;
   attention_shape.num_tokens = num_tokens;
@@ -357,15 +358,23 @@ HostTensor LlamaModel::forward_stage(const ForwardBatch& batch, KvCache& cache,
   attention_shape.head_dim = head_dim;
   attention_shape.block_size = cache.shape().block_size;
   attention_shape.max_blocks_per_seq = batch.max_blocks_per_seq;
-  attention_shape.scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(head_dim)));
+  // As llama.cpp rounds it (1 / sqrtf), not the correctly rounded 1 / sqrt.
+  attention_shape.scale = 1.0f / std::sqrt(static_cast<float>(head_dim));
+  attention_shape.interleaved_qk_order = c.architecture != "Qwen2ForCausalLM";
 
+  auto observe = [&](const char* name, int64_t layer, const float* data, int64_t rows, int64_t cols,
+                     int64_t row_stride) {
+    if (observer_) observer_({name, layer, data, rows, cols, row_stride});
+  };
   for (size_t l = 0; l < layers_.size(); ++l) {
     const Layer& layer = layers_[l];
+    const auto li = static_cast<int64_t>(shard_.layers.begin) + static_cast<int64_t>(l);
     float* key_cache = cache.key_cache(static_cast<int64_t>(l));
     float* value_cache = cache.value_cache(static_cast<int64_t>(l));
 
     cpu::rms_norm(hidden_.data(), layer.input_layernorm.data.data(), normed_.data(), num_tokens,
                   hidden, eps);
+    observe("attn_norm", li, normed_.data(), num_tokens, hidden, hidden);
     linear(normed_.data(), layer.qkv_proj,
            layer.qkv_bias.empty() ? nullptr : layer.qkv_bias.data.data(), qkv_.data(), num_tokens);
     float* query = qkv_.data();
@@ -375,6 +384,9 @@ HostTensor LlamaModel::forward_stage(const ForwardBatch& batch, KvCache& cache,
                       rope_sin_.data());
     cpu::apply_rotary(key, qkv_width, num_tokens, num_kv_heads, head_dim, rope_cos_.data(),
                       rope_sin_.data());
+    observe("Qcur", li, query, num_tokens, q_size, qkv_width);
+    observe("Kcur", li, key, num_tokens, kv_size, qkv_width);
+    observe("Vcur", li, value, num_tokens, kv_size, qkv_width);
     cpu::write_kv_cache({key, value, qkv_width, batch.slot_mapping.data(), key_cache, value_cache},
                         num_tokens, num_kv_heads, head_dim);
 
@@ -388,17 +400,21 @@ HostTensor LlamaModel::forward_stage(const ForwardBatch& batch, KvCache& cache,
     attention_args.block_tables = batch.block_tables.data();
     attention_args.out = attention_.data();
     cpu::paged_attention(attention_args, attention_shape);
+    observe("kqv_out", li, attention_.data(), num_tokens, q_size, q_size);
 
     // hidden += attention W_o^T (beta = 1 fuses the residual add)
     linear(attention_.data(), layer.o_proj, nullptr, hidden_.data(), num_tokens, residual_beta);
     all_reduce(hidden_.data(), num_tokens * hidden);
+    observe("ffn_inp", li, hidden_.data(), num_tokens, hidden, hidden);
 
     cpu::rms_norm(hidden_.data(), layer.post_attention_layernorm.data.data(), normed_.data(),
                   num_tokens, hidden, eps);
     linear(normed_.data(), layer.gate_up_proj, nullptr, gate_up_.data(), num_tokens);
     cpu::silu_and_mul(gate_up_.data(), activation_.data(), num_tokens, inter);
+    observe("ffn_swiglu", li, activation_.data(), num_tokens, inter, inter);
     linear(activation_.data(), layer.down_proj, nullptr, hidden_.data(), num_tokens, residual_beta);
     all_reduce(hidden_.data(), num_tokens * hidden);
+    observe("l_out", li, hidden_.data(), num_tokens, hidden, hidden);
   }
 
   if (!shard_.is_last_stage()) {
@@ -416,12 +432,16 @@ HostTensor LlamaModel::forward_stage(const ForwardBatch& batch, KvCache& cache,
                 hidden * sizeof(float));
   }
   cpu::rms_norm(normed_.data(), norm_.data.data(), normed_.data(), num_logits, hidden, eps);
+  if (observer_) observer_({"result_norm", -1, normed_.data(), num_logits, hidden, hidden});
   HostTensor logits;
   logits.shape = {num_logits, c.vocab_size};
   logits.data.resize(static_cast<size_t>(num_logits * c.vocab_size));
   const LinearWeight& head = lm_head_.empty() ? embed_tokens_ : lm_head_;
   if (!tensor_parallel) {
     linear(normed_.data(), head, nullptr, logits.data.data(), num_logits);
+    if (observer_) {
+      observer_({"result_output", -1, logits.data.data(), num_logits, c.vocab_size, c.vocab_size});
+    }
     return logits;
   }
   // Vocab-parallel LM head: each rank's columns, gathered [rank][logit row][vocab row], then

@@ -10,9 +10,11 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <vector>
 
+#include "kernels/cpu/rotary_embedding.hpp"
 #include "model/communicator.hpp"
 #include "model/forward_batch.hpp"
 #include "model/kv_cache.hpp"
@@ -63,6 +65,20 @@ class LlamaModel {
   HostTensor forward_stage(const ForwardBatch& batch, KvCache& cache,
                            const HostTensor* input_hidden);
 
+  // Debugging numerics (tests and tools only): called with each intermediate activation as the
+  // forward pass produces it, named as llama.cpp's graph names them ("attn_norm", "Qcur",
+  // "Kcur" after RoPE, "Vcur", "kqv_out", "ffn_inp", "ffn_swiglu", "l_out", "result_norm",
+  // "result_output"), with the layer (-1 outside the layers) and rows x cols floats, row r at
+  // data + r * row_stride.
+  struct TensorView {
+    const char* name;
+    int64_t layer;
+    const float* data;
+    int64_t rows, cols, row_stride;
+  };
+  using TensorObserver = std::function<void(const TensorView&)>;
+  void set_tensor_observer(TensorObserver observer) { observer_ = std::move(observer); }
+
  private:
   struct Layer {
     HostTensor input_layernorm;
@@ -86,7 +102,8 @@ class LlamaModel {
   std::vector<Layer> layers_;  // this stage's layers
   HostTensor norm_;
   LinearWeight lm_head_;  // empty when tied: embed_tokens_ serves as the LM head
-  std::vector<double> rope_inv_freq_;
+  cpu::RopeParams rope_params_;
+  TensorObserver observer_;
 
   // Scratch, reused across calls.
   std::vector<float> hidden_, normed_, qkv_, attention_, gate_up_, activation_, gathered_;

@@ -1,9 +1,9 @@
 #include "kernels/cpu/activation.hpp"
 
 #include <algorithm>
-#include <cmath>
 
 #include "kernels/cpu/cpu_threads.hpp"
+#include "kernels/cpu/ggml_numerics.hpp"
 
 namespace vllm::cpu {
 
@@ -11,14 +11,12 @@ namespace {
 
 void silu_and_mul_rows(const float* gate_up, float* out, int64_t begin, int64_t end,
                        int64_t width) {
+  const bool avx2 = ggml_detail::use_avx2();
   for (int64_t r = begin; r < end; ++r) {
     const float* gate = gate_up + r * 2 * width;
-    const float* up = gate + width;
-    float* dst = out + r * width;
-    for (int64_t i = 0; i < width; ++i) {
-      const float g = gate[i];
-      dst[i] = g / (1.0f + std::exp(-g)) * up[i];
-    }
+    // ggml's SwiGLU arithmetic (its vector exp), so GGUF models follow llama.cpp bit for bit.
+    (avx2 ? ggml_detail::swiglu_avx2 : ggml_detail::swiglu_scalar)(width, gate, gate + width,
+                                                                   out + r * width);
   }
 }
 

@@ -3,24 +3,19 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
-#include <limits>
 #include <vector>
 
 #include "kernels/cpu/cpu_threads.hpp"
-
-// Hot loops are compiled for several x86 levels and picked at load time, so a portable build
-// still uses AVX2/AVX-512 where the machine has them.
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-#define VLLM_CPU_MULTIVERSION [[gnu::target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")]]
-#else
-#define VLLM_CPU_MULTIVERSION
-#endif
+#include "kernels/cpu/ggml_numerics.hpp"
 
 namespace vllm::cpu {
 namespace {
 
-constexpr int64_t kLanes = 16;
-typedef float Vec16 __attribute__((vector_size(kLanes * sizeof(float))));
+// The order in which a row's weighted sum of V is accumulated (see ggml_numerics.hpp): 8 lanes
+// by position mod 8 when the sequence has 2+ query tokens in the step (llama.cpp's matmul then
+// goes through llamafile's sgemm), 32 lanes by position mod 32 for a single token
+// (ggml_vec_dot_f32). Either way each row's result depends only on its own sequence.
+enum class ValueOrder { kLanes8, kLanes32 };
 
 // Where the K/V of one sequence's context live: position p is in block
 // block_table[p / block_size] at offset p % block_size.
@@ -38,123 +33,115 @@ struct ContextView {
   }
 };
 
-// exp(x) for x <= 0 (max-subtracted scores), 16 lanes at a time: Cephes' polynomial on
-// x = n ln2 + r, |r| <= ln2/2, then 2^n through the exponent bits. Relative error ~1e-7.
-// Below -87 the result flushes to 0 (it would be subnormal anyway).
-VLLM_CPU_MULTIVERSION
-void exp_non_positive(float* x, int64_t n) {
-  typedef int32_t Int16 __attribute__((vector_size(kLanes * sizeof(int32_t))));
-  int64_t i = 0;
-  for (; i + kLanes <= n; i += kLanes) {
-    Vec16 v;
-    std::memcpy(&v, x + i, sizeof(v));
-    const Int16 underflow = v < -87.0f;
-    v = v < -87.0f ? -87.0f : v;
-    Vec16 fx = v * 1.44269504088896341f;
-    fx = (fx + 12582912.0f) - 12582912.0f;  // round to nearest (1.5 * 2^23 trick)
-    Vec16 r = v - fx * 0.693359375f;
-    r = r - fx * -2.12194440e-4f;
-    Vec16 y = 1.9875691500e-4f * r + 1.3981999507e-3f;
-    y = y * r + 8.3334519073e-3f;
-    y = y * r + 4.1665795894e-2f;
-    y = y * r + 1.6666665459e-1f;
-    y = y * r + 5.0000001201e-1f;
-    y = y * r * r + r + 1.0f;
-    const Int16 exponent = (__builtin_convertvector(fx, Int16) + 127) << 23;
-    Vec16 scale;
-    std::memcpy(&scale, &exponent, sizeof(scale));
-    y = y * scale;
-    y = underflow ? 0.0f : y;
-    std::memcpy(x + i, &y, sizeof(y));
-  }
-  for (; i < n; ++i) x[i] = x[i] < -87.0f ? 0.0f : std::exp(x[i]);
+struct Kernels {
+  decltype(&ggml_detail::dot_keys8_scalar) dot_keys8;
+  decltype(&ggml_detail::exp_sum_scalar) exp_sum;
+  decltype(&ggml_detail::axpy_scalar) axpy;
+};
+
+const Kernels& kernels() {
+  static const Kernels chosen =
+      ggml_detail::use_avx2()
+          ? Kernels{ggml_detail::dot_keys8_avx2, ggml_detail::exp_sum_avx2, ggml_detail::axpy_avx2}
+          : Kernels{ggml_detail::dot_keys8_scalar, ggml_detail::exp_sum_scalar,
+                    ggml_detail::axpy_scalar};
+  return chosen;
 }
 
 // A tile of query rows (some tokens of one sequence times the query heads of one KV head)
 // against the context. Row r attends to positions [0, context_lens[r]).
-//   1. scores: keys are transposed 16 at a time into key_tile [head_dim][16], so each row's
-//      16 scores are head_dim broadcast-FMAs with no horizontal sums;
-//   2. softmax per row: max-subtracted, exp, sum in double;
-//   3. out = sum_p weight[r][p] * V[p] / sum, each V row loaded once for all rows.
+//   1. scores: keys are transposed 8 at a time into key_tile [head_dim][8] and each row's 8
+//      scores come out of one pass (ggml_vec_dot_f32's summation order in every lane);
+//   2. softmax per row: exp(s - max) and its sum as ggml_vec_soft_max_f32, then each weight
+//      times float(1 / sum);
+//   3. out = sum_p weight[r][p] * V[p] in `order`'s lanes, folded as ggml folds them.
 struct TileScratch {
-  std::vector<float> scores;    // [rows][padded context]
-  std::vector<float> key_tile;  // [head_dim][16]
-  std::vector<float> out;       // [rows][head_dim]
+  std::vector<float> scores;    // [rows][context rounded up to 8]
+  std::vector<float> key_tile;  // [head_dim][8]
+  std::vector<float> lanes;     // [rows][8 or 32][head_dim]
+  std::vector<float> queries;   // [rows][head_dim], in the dot product's element order
+  std::vector<int64_t> order;   // element e of the dot product is dimension order[e]
 };
 
-VLLM_CPU_MULTIVERSION
 void attend_tile(const float* const* queries, const int64_t* context_lens, int64_t rows,
-                 const ContextView& context, int64_t head_dim, float scale, TileScratch& scratch,
-                 float* const* outs) {
+                 const ContextView& context, int64_t head_dim, float scale, bool interleaved,
+                 ValueOrder order, TileScratch& scratch, float* const* outs) {
+  const Kernels& k = kernels();
+  constexpr int64_t kKeys = 8;
   int64_t max_context = 0;
   for (int64_t r = 0; r < rows; ++r) max_context = std::max(max_context, context_lens[r]);
-  const int64_t padded = (max_context + kLanes - 1) / kLanes * kLanes;
+  const int64_t padded = (max_context + kKeys - 1) / kKeys * kKeys;
+  const int64_t num_lanes = order == ValueOrder::kLanes8 ? 8 : 32;
   if (static_cast<int64_t>(scratch.scores.size()) < rows * padded)
     scratch.scores.resize(rows * padded);
-  if (static_cast<int64_t>(scratch.key_tile.size()) < head_dim * kLanes)
-    scratch.key_tile.resize(head_dim * kLanes);
-  if (static_cast<int64_t>(scratch.out.size()) < rows * head_dim)
-    scratch.out.resize(rows * head_dim);
+  if (static_cast<int64_t>(scratch.key_tile.size()) < head_dim * kKeys)
+    scratch.key_tile.resize(head_dim * kKeys);
+  if (static_cast<int64_t>(scratch.lanes.size()) < rows * num_lanes * head_dim)
+    scratch.lanes.resize(rows * num_lanes * head_dim);
   float* scores = scratch.scores.data();
   float* key_tile = scratch.key_tile.data();
+  std::vector<int64_t>& dims = scratch.order;
+  dims.resize(head_dim);
+  for (int64_t e = 0; e < head_dim; ++e) {
+    dims[e] = !interleaved ? e : e % 2 == 0 ? e / 2 : head_dim / 2 + e / 2;
+  }
+  if (static_cast<int64_t>(scratch.queries.size()) < rows * head_dim)
+    scratch.queries.resize(rows * head_dim);
+  float* query_rows = scratch.queries.data();
+  for (int64_t r = 0; r < rows; ++r) {
+    for (int64_t e = 0; e < head_dim; ++e) query_rows[r * head_dim + e] = queries[r][dims[e]];
+  }
 
-  for (int64_t p0 = 0; p0 < padded; p0 += kLanes) {
-    for (int64_t j = 0; j < kLanes; ++j) {
+  for (int64_t p0 = 0; p0 < padded; p0 += kKeys) {
+    for (int64_t j = 0; j < kKeys; ++j) {
       const int64_t p = p0 + j;
       if (p < max_context) {
         const float* key = context.key_cache + context.offset(p);
-        for (int64_t d = 0; d < head_dim; ++d) key_tile[d * kLanes + j] = key[d];
+        for (int64_t e = 0; e < head_dim; ++e) key_tile[e * kKeys + j] = key[dims[e]];
       } else {
-        for (int64_t d = 0; d < head_dim; ++d) key_tile[d * kLanes + j] = 0.0f;
+        for (int64_t d = 0; d < head_dim; ++d) key_tile[d * kKeys + j] = 0.0f;
       }
     }
     for (int64_t r = 0; r < rows; ++r) {
-      const float* q = queries[r];
-      Vec16 acc = {};
-      for (int64_t d = 0; d < head_dim; ++d) {
-        Vec16 k;
-        std::memcpy(&k, key_tile + d * kLanes, sizeof(k));
-        acc += q[d] * k;
-      }
-      acc *= scale;
-      std::memcpy(scores + r * padded + p0, &acc, sizeof(acc));
+      k.dot_keys8(query_rows + r * head_dim, key_tile, head_dim, scale, scores + r * padded + p0);
     }
   }
 
-  std::vector<double> inv_sums(rows);
   for (int64_t r = 0; r < rows; ++r) {
     float* row = scores + r * padded;
     const int64_t n = context_lens[r];
     const float max_score = *std::max_element(row, row + n);
-    for (int64_t p = 0; p < n; ++p) row[p] -= max_score;
-    exp_non_positive(row, n);
-    double sum = 0.0;
-    for (int64_t p = 0; p < n; ++p) sum += row[p];
-    for (int64_t p = n; p < max_context; ++p) row[p] = 0.0f;  // causal: later keys weigh 0
-    inv_sums[r] = 1.0 / sum;
+    const double sum = k.exp_sum(row, n, max_score);  // zeros up to n rounded up to 8
+    const auto inv = static_cast<float>(1.0 / sum);
+    for (int64_t p = 0; p < n; ++p) row[p] *= inv;
   }
 
-  const int64_t vector_end = head_dim - head_dim % kLanes;
-  float* out = scratch.out.data();
-  std::fill(out, out + rows * head_dim, 0.0f);
+  float* lanes = scratch.lanes.data();
+  std::fill(lanes, lanes + rows * num_lanes * head_dim, 0.0f);
   for (int64_t p = 0; p < max_context; ++p) {
     const float* value = context.value_cache + context.offset(p);
+    const int64_t lane = p % num_lanes;
     for (int64_t r = 0; r < rows; ++r) {
-      const float weight = scores[r * padded + p];
-      float* o = out + r * head_dim;
-      for (int64_t i = 0; i < vector_end; i += kLanes) {
-        Vec16 acc, v;
-        std::memcpy(&acc, o + i, sizeof(acc));
-        std::memcpy(&v, value + i, sizeof(v));
-        acc += weight * v;
-        std::memcpy(o + i, &acc, sizeof(acc));
-      }
-      for (int64_t i = vector_end; i < head_dim; ++i) o[i] += weight * value[i];
+      if (p >= context_lens[r]) continue;  // weight 0: ggml's FMA with it changes nothing
+      k.axpy(scores[r * padded + p], value, head_dim, lanes + (r * num_lanes + lane) * head_dim);
     }
   }
   for (int64_t r = 0; r < rows; ++r) {
-    const auto inv = static_cast<float>(inv_sums[r]);
-    for (int64_t i = 0; i < head_dim; ++i) outs[r][i] = out[r * head_dim + i] * inv;
+    const float* a = lanes + r * num_lanes * head_dim;
+    float* out = outs[r];
+    for (int64_t d = 0; d < head_dim; ++d) {
+      auto at = [&](int64_t l) { return a[l * head_dim + d]; };
+      if (order == ValueOrder::kLanes8) {
+        out[d] = ((at(0) + at(4)) + (at(2) + at(6))) + ((at(1) + at(5)) + (at(3) + at(7)));
+      } else {
+        float folded[8];
+        for (int64_t l = 0; l < 8; ++l) {
+          folded[l] = (at(l) + at(16 + l)) + (at(8 + l) + at(24 + l));
+        }
+        out[d] = ((folded[0] + folded[4]) + (folded[1] + folded[5])) +
+                 ((folded[2] + folded[6]) + (folded[3] + folded[7]));
+      }
+    }
   }
 }
 
@@ -207,7 +194,8 @@ void paged_attention(const PagedAttentionArgs& args, const AttentionShape& shape
       }
     }
     attend_tile(queries.data(), context_lens.data(), static_cast<int64_t>(queries.size()), context,
-                shape.head_dim, shape.scale, scratch, outs.data());
+                shape.head_dim, shape.scale, shape.interleaved_qk_order,
+                q_len >= 2 ? ValueOrder::kLanes8 : ValueOrder::kLanes32, scratch, outs.data());
   });
 }
 

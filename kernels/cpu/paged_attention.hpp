@@ -20,6 +20,10 @@ struct AttentionShape {
   int64_t block_size = 0;
   int64_t max_blocks_per_seq = 0;
   float scale = 1.0f;  // usually 1/sqrt(head_dim)
+  // Sum each Q.K product in llama.cpp's element order for Llama-architecture GGUF files, whose
+  // converter interleaves every rotated pair (element 2i, 2i + 1 there = i, i + head_dim/2 in
+  // Hugging Face's layout, which the loader restores). Same value up to the rounding order.
+  bool interleaved_qk_order = false;
 };
 
 struct PagedAttentionArgs {

@@ -5,6 +5,20 @@
 #include <stdexcept>
 #include <string>
 
+// Every fused multiply-add here is written out; the compiler must not fuse others.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC optimize("fp-contract=off")
+#elif defined(__clang__)
+#pragma clang fp contract(off)
+#endif
+
+// apply_rotary also in an x86-64-v3 clone, where std::fma is one instruction.
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define VLLM_ROPE_MULTIVERSION [[gnu::target_clones("arch=x86-64-v3", "default")]]
+#else
+#define VLLM_ROPE_MULTIVERSION
+#endif
+
 namespace vllm::cpu {
 
 std::vector<double> rope_inv_freq(const RopeParams& params) {
@@ -58,6 +72,37 @@ void rope_cos_sin(const int32_t* positions, int64_t num_tokens, const std::vecto
   }
 }
 
+void rope_cos_sin_ggml(const int32_t* positions, int64_t num_tokens, const RopeParams& params,
+                       float* cos, float* sin) {
+  const std::vector<double> inv_freq = rope_inv_freq(params);  // validates head_dim
+  const int64_t half = params.head_dim / 2;
+  const float theta_scale =
+      std::pow(static_cast<float>(params.theta), -2.0f / static_cast<float>(params.head_dim));
+  const float freq_scale = params.scaling == RopeParams::Scaling::kLinear
+                               ? 1.0f / static_cast<float>(params.factor)
+                               : 1.0f;
+  // llama3 slows some frequencies down by a per-pair factor (llama.cpp's rope_freqs tensor).
+  std::vector<float> freq_factors(half, 1.0f);
+  if (params.scaling == RopeParams::Scaling::kLlama3) {
+    RopeParams plain = params;
+    plain.scaling = RopeParams::Scaling::kNone;
+    const std::vector<double> unscaled = rope_inv_freq(plain);
+    for (int64_t i = 0; i < half; ++i) {
+      freq_factors[i] = static_cast<float>(unscaled[i] / inv_freq[i]);
+    }
+  }
+  for (int64_t t = 0; t < num_tokens; ++t) {
+    float theta = static_cast<float>(positions[t]);
+    for (int64_t i = 0; i < half; ++i) {
+      const float angle = freq_scale * (theta / freq_factors[i]);
+      cos[t * half + i] = std::cos(angle);
+      sin[t * half + i] = std::sin(angle);
+      theta *= theta_scale;
+    }
+  }
+}
+
+VLLM_ROPE_MULTIVERSION
 void apply_rotary(float* x, int64_t row_stride, int64_t num_tokens, int64_t num_heads,
                   int64_t head_dim, const float* cos, const float* sin) {
   const int64_t half = head_dim / 2;
@@ -69,8 +114,8 @@ void apply_rotary(float* x, int64_t row_stride, int64_t num_tokens, int64_t num_
       for (int64_t i = 0; i < half; ++i) {
         const float x1 = head[i];
         const float x2 = head[i + half];
-        head[i] = x1 * c[i] - x2 * s[i];
-        head[i + half] = x2 * c[i] + x1 * s[i];
+        head[i] = std::fma(x1, c[i], -(x2 * s[i]));
+        head[i + half] = std::fma(x1, s[i], x2 * c[i]);
       }
     }
   }

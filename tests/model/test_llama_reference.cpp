@@ -7,17 +7,16 @@
 //    logits and greedy continuations, against vllm-cpp's default GGUF path, which keeps the
 //    Q4_1/Q8_0 weights in blocks and quantizes activations to Q8_1/Q8_0 as llama.cpp does.
 //
-// Why the issue's targets (cosine >= 0.999 on every prompt, same argmax wherever llama.cpp's
-// top-2 gap >= 0.1, greedy identical up to its first gap < 0.1, all 32 tokens identical on >= 80%
-// of the prompts) are printed but only partly asserted: with activations quantized to 8 bits per
-// block, any fp32 difference of one ulp anywhere upstream (RMSNorm, RoPE, softmax, SiLU rounding)
-// flips some element's rounding, which moves every output of the next matmul by ~1/127 of an
-// element, which flips more roundings downstream. Measured: changing only RMSNorm's rounding
-// steps (double vs float intermediate) moves our own logits by a cosine down to 0.992, and
-// llama.cpp's own F16-KV run sits at cosine 0.997 (min) from its F32-KV run, 15 of 31
-// continuations identical. So the targets need every op bit-identical to ggml's CPU kernels, not
-// just the matmuls. The asserted floors below are the measured state minus a margin; the WARN
-// line prints the target figures.
+// The issue's targets are asserted as stated: cosine >= 0.999 on every prompt, the same argmax
+// wherever llama.cpp's top-2 gap >= 0.1, greedy identical up to its first gap < 0.1 on every
+// prompt, all 32 tokens identical on >= 80% of the prompts. They need every op bit-identical to
+// ggml's CPU kernels, not just equally accurate: with activations quantized to 8 bits per block,
+// a one-ulp difference anywhere upstream flips some element's rounding, which moves every output
+// of the next matmul by ~1/127 of an element and grows from layer to layer (llama.cpp's own
+// F16-KV run sits at cosine 0.997 from its F32-KV run, 15 of 31 continuations identical). The
+// CPU kernels follow ggml's rounding steps (kernels/cpu/ggml_numerics.hpp; checked tensor by
+// tensor with tests/reference/dump_llamacpp_tensors.py and compare_tensor_dumps.py), so the
+// recorded logits are matched up to their fp16 storage and the continuations exactly.
 #include <catch2/catch.hpp>
 #include <cmath>
 #include <cstring>
@@ -181,14 +180,14 @@ TEST_CASE("SmolLM2 GGUF, quantized weights: llama.cpp's logits and greedy contin
     const double cos = cosine(ours, theirs, vocab);
     min_cosine = std::min(min_cosine, cos);
     INFO("prompt " << p << " (" << prompts[p]["prompt_token_ids"].size() << " tokens)");
-    CHECK(cos >= 0.99);  // target 0.999 (see the top comment)
+    CHECK(cos >= 0.999);
     const double gap = prompts[p]["last_top2_gap"].get<double>();
     const bool same_argmax = argmax(ours, vocab) == prompts[p]["last_argmax"].get<int32_t>();
     if (gap >= 0.1) {
       ++gap_01;
       argmax_equal_gap_01 += same_argmax ? 1 : 0;
     }
-    if (gap >= 0.5) CHECK(same_argmax);  // target: from a gap of 0.1
+    if (gap >= 0.1) CHECK(same_argmax);
   }
 
   // Greedy continuations, all sequences decoding in one batch per step.
@@ -218,7 +217,7 @@ TEST_CASE("SmolLM2 GGUF, quantized weights: llama.cpp's logits and greedy contin
                                << " with gap >= 0.1; greedy identical to the first gap < 0.1 on "
                                << identical_to_gap_01 << ", all " << steps << " tokens on "
                                << fully_identical);
-  CHECK(argmax_equal_gap_01 >= 0.9 * gap_01);       // target: all
-  CHECK(identical_to_gap_01 >= 0.8 * num_prompts);  // target: all
-  CHECK(fully_identical >= 0.4 * num_prompts);      // target: 80%
+  CHECK(argmax_equal_gap_01 == gap_01);
+  CHECK(identical_to_gap_01 == num_prompts);
+  CHECK(fully_identical >= 0.8 * num_prompts);
 }
