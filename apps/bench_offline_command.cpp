@@ -33,6 +33,9 @@ constexpr FlagSpec kFlags[] = {
     {"--num-iters-warmup", true, "latency: warm-up iterations (default 1)"},
     {"--max-num-seqs", true, "sequences per step (default 256)"},
     {"--dequantize-gguf", false, "CPU: GGUF weights to fp32 (OpenBLAS) instead of kept in blocks"},
+    {"--dtype", true,
+     "auto | bfloat16 | float16 | half | float32 | float: CUDA activations (auto: float16 for "
+     "GGUF, else the checkpoint's torch_dtype, else bfloat16)"},
     {"--tensor-parallel-size", true,
      "tensor-parallel ranks in this process (CPU threads, or CUDA GPUs 0..N-1; default 1)"},
     {"--pipeline-parallel-size", true, "pipeline stages in this process (CPU; default 1)"},

@@ -1,5 +1,7 @@
 #include "apps/engine_flags.hpp"
 
+#include <algorithm>
+#include <iterator>
 #include <string>
 
 namespace vllm::apps {
@@ -21,6 +23,12 @@ void read_shared_engine_flags(const ParsedArgs& args, EngineArgs& engine) {
   engine.max_prefill_tokens_per_decode =
       static_cast<int32_t>(args.int_value("--max-prefill-tokens-per-decode", -1));
   engine.dequantize_gguf = args.has("--dequantize-gguf");
+  engine.dtype = args.value("--dtype").value_or("auto");
+  static const char* kDtypes[] = {"auto", "bfloat16", "float16", "half", "float32", "float"};
+  if (std::find(std::begin(kDtypes), std::end(kDtypes), engine.dtype) == std::end(kDtypes)) {
+    throw UsageError("--dtype must be auto, bfloat16, float16, half, float32 or float, got '" +
+                     engine.dtype + "'");
+  }
 }
 
 }  // namespace vllm::apps

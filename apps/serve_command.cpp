@@ -39,7 +39,9 @@ constexpr FlagSpec kFlags[] = {
      "CPU: compute GGUF quantized matrices in fp32 instead of in their blocks with Q8 activations"},
     {"--chat-template", true, "a chat template file or inline Jinja (default: the model's)"},
     {"--seed", true, "seed of the sampler for requests without their own (default 0)"},
-    {"--dtype", true, "auto | float32 (the CPU backend computes in float32)"},
+    {"--dtype", true,
+     "auto | bfloat16 | float16 | half | float32 | float: CUDA activations (auto: float16 for "
+     "GGUF, else the checkpoint's torch_dtype, else bfloat16); the CPU computes in float32"},
     {"--load-format", true, "auto | gguf | safetensors | dummy (default auto)"},
     {"--kv-cache-memory", true, "KV cache size in bytes; suffixes K, M, G (default 1G)"},
     {"--device", true, "auto | cpu | cuda (default auto)"},
@@ -147,11 +149,6 @@ int run_serve(const Args& raw_args) {
       positive_int(args, "--max-waiting-requests", engine.max_waiting_requests);
   engine.num_cpu_threads = static_cast<int32_t>(args.int_value("--threads", 0));
   if (engine.num_cpu_threads < 0) throw UsageError("--threads must be >= 0");
-  const std::string dtype = args.value("--dtype").value_or("auto");
-  if (dtype != "auto" && dtype != "float32") {
-    throw UsageError("--dtype " + dtype +
-                     " is not supported: the engine computes in float32 (use auto or float32)");
-  }
 
   server::ServeOptions options;
   options.http.host = args.value("--host").value_or("0.0.0.0");

@@ -57,6 +57,12 @@ struct EngineArgs {
   // with Q8 activations, as llama.cpp does; true: dequantized to fp32 at load (OpenBLAS), as the
   // CUDA and parallel workers always do.
   bool dequantize_gguf = false;
+  // Activation type of the CUDA backend: auto | bfloat16 | float16 | half | float32 | float.
+  // auto: float16 for a GGUF checkpoint (its block values hold 4x more precisely in fp16, and
+  // vLLM computes GGUF models in half precision), else the checkpoint's torch_dtype when it is
+  // float16 or bfloat16, else bfloat16. The CPU backend computes in float32 (any value but
+  // bfloat16/float16 is fine there; those two log that the CPU uses float32).
+  std::string dtype = "auto";
   // Parallel layout in this process (CPU): TP ranks of a stage share a Gloo group over loopback;
   // PP stages split the layers. --kv-cache-memory is per rank.
   int32_t tensor_parallel_size = 1;

@@ -57,7 +57,8 @@ class SingleServer:
         self.log_path = BUILD / f"pytest-serve-dummy-{self.port}.log"
         self.log = open(self.log_path, "w")
         self.proc = subprocess.Popen(
-            [str(BINARY), "serve", str(model), "--load-format", "dummy", "--seed", str(SEED),
+            [str(BINARY), "serve", str(model), "--device", "cpu", "--load-format", "dummy",
+             "--seed", str(SEED),
              "--host", "127.0.0.1", "--port", str(self.port), "--served-model-name", MODEL_NAME,
              "--max-model-len", "256", "--kv-cache-memory", "32M",
              "--max-num-batched-tokens", "512", "--threads", "1", "--shutdown-timeout", "10"],

@@ -74,7 +74,7 @@ def test_bad_flags_are_refused_clearly():
     import subprocess
 
     from conftest import BINARY
-    for args, needle in [(["--dtype", "float16"], "--dtype float16 is not supported"),
+    for args, needle in [(["--dtype", "int8"], "--dtype must be auto, bfloat16, float16"),
                          (["--kv-cache-memory", "lots"], "--kv-cache-memory"),
                          (["--port", "70000"], "--port"),
                          (["--no-such-flag"], "unknown flag --no-such-flag")]:
