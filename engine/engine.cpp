@@ -14,12 +14,12 @@
 #include <asio/detached.hpp>
 #include <asio/this_coro.hpp>
 #include <asio/use_awaitable.hpp>
-#include <nlohmann/json.hpp>
 
 #include "actors/cpu_worker.hpp"
 #include "actors/local_pipeline.hpp"
 #if VLLM_HAVE_CUDA
 #include "actors/cuda/cuda_worker.hpp"
+#include "model/cuda/activation_dtype.hpp"
 #include "runtime/cuda/cuda_await.hpp"
 #endif
 #include "actors/scheduler_actor.hpp"
@@ -43,23 +43,6 @@ namespace {
 std::vector<double> latency_buckets() {
   return {0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1,  0.25, 0.5,
           0.75,  1.0,   2.5,  5.0,  7.5,  10.0, 20.0, 40.0, 80.0};
-}
-
-// "float16", "bfloat16" or "" from a Hugging Face config.json's torch_dtype (or dtype).
-std::string checkpoint_dtype(const std::filesystem::path& model_path) {
-  const auto config = std::filesystem::is_directory(model_path)
-                          ? model_path / "config.json"
-                          : model_path.parent_path() / "config.json";
-  std::ifstream file(config);
-  if (!file) return "";
-  try {
-    const auto json = nlohmann::json::parse(file);
-    for (const char* key : {"torch_dtype", "dtype"}) {
-      if (json.contains(key) && json[key].is_string()) return json[key].get<std::string>();
-    }
-  } catch (const std::exception&) {
-  }
-  return "";
 }
 
 std::string finish_reason_name(FinishReason reason) {
@@ -558,19 +541,9 @@ asio::awaitable<Engine> Engine::create(EngineArgs args) {
     cuda_config.num_kv_blocks_override = args.num_kv_blocks_override;
     cuda_config.max_num_batched_tokens = args.max_num_batched_tokens;
     cuda_config.seed = args.seed;
-    {
-      const bool gguf =
-          format != LoadFormat::kDummy && detect_load_format(model_path) == LoadFormat::kGguf;
-      std::string dtype = args.dtype;
-      if (dtype == "auto") {
-        const std::string saved = gguf ? "" : checkpoint_dtype(model_path);
-        dtype = gguf ? "float16" : saved == "float16" ? "float16" : "bfloat16";
-      }
-      cuda_config.dtype =
-          dtype == "bfloat16" ? cuda::ActivationType::kBf16 : cuda::ActivationType::kFp16;
-      log->info("CUDA activations: {}{}", dtype == "bfloat16" ? "bfloat16" : "float16",
-                args.dtype == "auto" ? (gguf ? " (auto: a GGUF checkpoint)" : " (auto)") : "");
-    }
+    cuda_config.dtype = cuda_activation_type(args.dtype, model_path, format);
+    log->info("CUDA activations: {}{}", cuda::activation_type_name(cuda_config.dtype),
+              args.dtype == "auto" ? " (--dtype auto)" : "");
     if (args.tensor_parallel_size > 1) {
       // Cut the shards and form the NCCL group off the caller's executor.
       auto build = [&threads = *impl->threads, frontend = impl->threads->frontend(), &weights,
