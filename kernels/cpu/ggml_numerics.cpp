@@ -56,20 +56,28 @@ void swiglu_scalar(int64_t n, const float* gate, const float* up, float* y) {
   }
 }
 
-void dot_keys8_scalar(const float* q, const float* keys, int64_t head_dim, float scale,
-                      float* out) {
+void ggml_order_scalar(const float* x, int64_t head_dim, bool interleaved, float* out) {
+  const int64_t half = head_dim / 2;
+  for (int64_t e = 0; e < head_dim; ++e) {
+    out[e] = !interleaved ? x[e] : e % 2 == 0 ? x[e / 2] : x[half + e / 2];
+  }
+}
+
+void dot_rows_scalar(const float* key, const float* queries, int64_t rows, int64_t head_dim,
+                     float scale, float* out, int64_t out_stride) {
   const int64_t blocked = head_dim - head_dim % 32;
-  for (int j = 0; j < 8; ++j) {
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* q = queries + r * head_dim;
     float acc[32] = {};
     for (int64_t i = 0; i < blocked; i += 32) {
-      for (int e = 0; e < 32; ++e) acc[e] = std::fma(q[i + e], keys[(i + e) * 8 + j], acc[e]);
+      for (int e = 0; e < 32; ++e) acc[e] = std::fma(q[i + e], key[i + e], acc[e]);
     }
     float lanes[8];
     for (int l = 0; l < 8; ++l) lanes[l] = (acc[l] + acc[16 + l]) + (acc[8 + l] + acc[24 + l]);
     float sum = ((lanes[0] + lanes[4]) + (lanes[1] + lanes[5])) +
                 ((lanes[2] + lanes[6]) + (lanes[3] + lanes[7]));
-    for (int64_t i = blocked; i < head_dim; ++i) sum += q[i] * keys[i * 8 + j];
-    out[j] = sum * scale;
+    for (int64_t i = blocked; i < head_dim; ++i) sum += q[i] * key[i];
+    out[r * out_stride] = sum * scale;
   }
 }
 
@@ -85,8 +93,27 @@ double exp_sum_scalar(float* row, int64_t n, float max) {
   return sum;
 }
 
-void axpy_scalar(float weight, const float* value, int64_t head_dim, float* acc) {
-  for (int64_t d = 0; d < head_dim; ++d) acc[d] = std::fma(weight, value[d], acc[d]);
+void axpy_rows_scalar(const float* value, int64_t head_dim, const float* weights,
+                      int64_t weight_stride, int64_t rows, float* acc, int64_t acc_stride) {
+  for (int64_t r = 0; r < rows; ++r) {
+    const float weight = weights[r * weight_stride];
+    float* row = acc + r * acc_stride;
+    for (int64_t d = 0; d < head_dim; ++d) row[d] = std::fma(weight, value[d], row[d]);
+  }
+}
+
+void fold_lanes_scalar(const float* lanes, int64_t num_lanes, int64_t head_dim, float* out) {
+  for (int64_t d = 0; d < head_dim; ++d) {
+    auto at = [&](int64_t l) { return lanes[l * head_dim + d]; };
+    if (num_lanes == 8) {
+      out[d] = ((at(0) + at(4)) + (at(2) + at(6))) + ((at(1) + at(5)) + (at(3) + at(7)));
+      continue;
+    }
+    float folded[8];
+    for (int64_t l = 0; l < 8; ++l) folded[l] = (at(l) + at(16 + l)) + (at(8 + l) + at(24 + l));
+    out[d] = ((folded[0] + folded[4]) + (folded[1] + folded[5])) +
+             ((folded[2] + folded[6]) + (folded[3] + folded[7]));
+  }
 }
 
 }  // namespace vllm::cpu::ggml_detail

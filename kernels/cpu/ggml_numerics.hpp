@@ -30,18 +30,34 @@ float expf_lane(float x);
 void swiglu_scalar(int64_t n, const float* gate, const float* up, float* y);
 void swiglu_avx2(int64_t n, const float* gate, const float* up, float* y);
 
-// out[j] = scale * dot(q, key j) for 8 keys stored transposed, keys[d * 8 + j], summed in
-// ggml_vec_dot_f32's order.
-void dot_keys8_scalar(const float* q, const float* keys, int64_t head_dim, float scale, float* out);
-void dot_keys8_avx2(const float* q, const float* keys, int64_t head_dim, float scale, float* out);
+// x in ggml's element order: out[e] = x[e], or with `interleaved` (Llama GGUF's Q/K, whose
+// rotary pairs llama.cpp keeps adjacent) out[2i] = x[i], out[2i + 1] = x[head_dim / 2 + i].
+void ggml_order_scalar(const float* x, int64_t head_dim, bool interleaved, float* out);
+void ggml_order_avx2(const float* x, int64_t head_dim, bool interleaved, float* out);
+
+// out[r * out_stride] = scale * dot(queries + r * head_dim, key) for r < rows, summed in
+// ggml_vec_dot_f32's order (both vectors already in ggml's element order).
+void dot_rows_scalar(const float* key, const float* queries, int64_t rows, int64_t head_dim,
+                     float scale, float* out, int64_t out_stride);
+void dot_rows_avx2(const float* key, const float* queries, int64_t rows, int64_t head_dim,
+                   float scale, float* out, int64_t out_stride);
 
 // row[i] = exp(row[i] - max) for i < n and 0 for n <= i < n rounded up to 8; returns the sum as
 // ggml_vec_soft_max_f32 adds it (groups of 8 folded pairwise, accumulated in double).
 double exp_sum_scalar(float* row, int64_t n, float max);
 double exp_sum_avx2(float* row, int64_t n, float max);
 
-// acc[d] = fma(weight, value[d], acc[d]) for d < head_dim.
-void axpy_scalar(float weight, const float* value, int64_t head_dim, float* acc);
-void axpy_avx2(float weight, const float* value, int64_t head_dim, float* acc);
+// For r < rows: acc_r[d] = fma(weights[r * weight_stride], value[d], acc_r[d]) for d < head_dim,
+// acc_r = acc + r * acc_stride (one context position's V into several rows' lanes).
+void axpy_rows_scalar(const float* value, int64_t head_dim, const float* weights,
+                      int64_t weight_stride, int64_t rows, float* acc, int64_t acc_stride);
+void axpy_rows_avx2(const float* value, int64_t head_dim, const float* weights,
+                    int64_t weight_stride, int64_t rows, float* acc, int64_t acc_stride);
+
+// out[d] = the lanes lanes[l * head_dim + d] (l < num_lanes, 8 or 32) folded as llamafile's
+// sgemm (8: ((l0 + l4) + (l2 + l6)) + ((l1 + l5) + (l3 + l7))) or ggml_vec_dot_f32 (32: lane
+// l + 8c is its running sum c, lane l) folds them.
+void fold_lanes_scalar(const float* lanes, int64_t num_lanes, int64_t head_dim, float* out);
+void fold_lanes_avx2(const float* lanes, int64_t num_lanes, int64_t head_dim, float* out);
 
 }  // namespace vllm::cpu::ggml_detail

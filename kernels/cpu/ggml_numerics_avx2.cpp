@@ -70,31 +70,39 @@ VLLM_AVX2 void swiglu_avx2(int64_t n, const float* gate, const float* up, float*
   if (i < n) swiglu_scalar(n - i, gate + i, up + i, y + i);  // < 8 left: the libm tail
 }
 
-VLLM_AVX2 void dot_keys8_avx2(const float* q, const float* keys, int64_t head_dim, float scale,
-                              float* out) {
+VLLM_AVX2 void ggml_order_avx2(const float* x, int64_t head_dim, bool interleaved, float* out) {
+  if (!interleaved || head_dim % 8 != 0) return ggml_order_scalar(x, head_dim, interleaved, out);
+  const int64_t half = head_dim / 2;
+  for (int64_t i = 0; i < half; i += 4) {  // x[i..i+3] and x[half+i..] -> out[2i..2i+7]
+    const __m128 first = _mm_loadu_ps(x + i);
+    const __m128 second = _mm_loadu_ps(x + half + i);
+    _mm_storeu_ps(out + 2 * i, _mm_unpacklo_ps(first, second));
+    _mm_storeu_ps(out + 2 * i + 4, _mm_unpackhi_ps(first, second));
+  }
+}
+
+VLLM_AVX2 void dot_rows_avx2(const float* key, const float* queries, int64_t rows, int64_t head_dim,
+                             float scale, float* out, int64_t out_stride) {
   const int64_t blocked = head_dim - head_dim % 32;
-  __m256 lanes[8];
-  for (int l = 0; l < 8; ++l) {
-    // Element e = i + 8 * c + l of each 32-element step feeds ggml's running sum c, lane l.
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* q = queries + r * head_dim;
     __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(),
                      _mm256_setzero_ps()};
     for (int64_t i = 0; i < blocked; i += 32) {
       for (int c = 0; c < 4; ++c) {
-        const int64_t e = i + 8 * c + l;
-        acc[c] = _mm256_fmadd_ps(_mm256_set1_ps(q[e]), _mm256_loadu_ps(keys + e * 8), acc[c]);
+        acc[c] = _mm256_fmadd_ps(_mm256_loadu_ps(q + i + 8 * c), _mm256_loadu_ps(key + i + 8 * c),
+                                 acc[c]);
       }
     }
-    lanes[l] = _mm256_add_ps(_mm256_add_ps(acc[0], acc[2]), _mm256_add_ps(acc[1], acc[3]));
+    // ggml's fold: (sum0 + sum2) + (sum1 + sum3), then the halves, then two horizontal adds.
+    const __m256 lanes =
+        _mm256_add_ps(_mm256_add_ps(acc[0], acc[2]), _mm256_add_ps(acc[1], acc[3]));
+    const __m128 quad = _mm_add_ps(_mm256_castps256_ps128(lanes), _mm256_extractf128_ps(lanes, 1));
+    const __m128 pairs = _mm_hadd_ps(quad, quad);
+    float sum = _mm_cvtss_f32(_mm_hadd_ps(pairs, pairs));
+    for (int64_t i = blocked; i < head_dim; ++i) sum += q[i] * key[i];
+    out[r * out_stride] = sum * scale;
   }
-  const __m256 t0 = _mm256_add_ps(lanes[0], lanes[4]);
-  const __m256 t1 = _mm256_add_ps(lanes[1], lanes[5]);
-  const __m256 t2 = _mm256_add_ps(lanes[2], lanes[6]);
-  const __m256 t3 = _mm256_add_ps(lanes[3], lanes[7]);
-  __m256 sum = _mm256_add_ps(_mm256_add_ps(t0, t1), _mm256_add_ps(t2, t3));
-  for (int64_t i = blocked; i < head_dim; ++i) {
-    sum = _mm256_add_ps(sum, _mm256_mul_ps(_mm256_set1_ps(q[i]), _mm256_loadu_ps(keys + i * 8)));
-  }
-  _mm256_storeu_ps(out, _mm256_mul_ps(sum, _mm256_set1_ps(scale)));
 }
 
 VLLM_AVX2 double exp_sum_avx2(float* row, int64_t n, float max) {
@@ -116,14 +124,53 @@ VLLM_AVX2 double exp_sum_avx2(float* row, int64_t n, float max) {
   return sum;
 }
 
-VLLM_AVX2 void axpy_avx2(float weight, const float* value, int64_t head_dim, float* acc) {
-  const __m256 w = _mm256_set1_ps(weight);
-  int64_t d = 0;
-  for (; d + 8 <= head_dim; d += 8) {
-    _mm256_storeu_ps(acc + d,
-                     _mm256_fmadd_ps(w, _mm256_loadu_ps(value + d), _mm256_loadu_ps(acc + d)));
+VLLM_AVX2 void axpy_rows_avx2(const float* value, int64_t head_dim, const float* weights,
+                              int64_t weight_stride, int64_t rows, float* acc, int64_t acc_stride) {
+  const int64_t vector_end = head_dim - head_dim % 8;
+  for (int64_t r = 0; r < rows; ++r) {
+    const __m256 w = _mm256_set1_ps(weights[r * weight_stride]);
+    float* row = acc + r * acc_stride;
+    for (int64_t d = 0; d < vector_end; d += 8) {
+      _mm256_storeu_ps(row + d,
+                       _mm256_fmadd_ps(w, _mm256_loadu_ps(value + d), _mm256_loadu_ps(row + d)));
+    }
   }
-  if (d < head_dim) axpy_scalar(weight, value + d, head_dim - d, acc + d);
+  if (vector_end < head_dim) {
+    axpy_rows_scalar(value + vector_end, head_dim - vector_end, weights, weight_stride, rows,
+                     acc + vector_end, acc_stride);
+  }
+}
+
+VLLM_AVX2 void fold_lanes_avx2(const float* lanes, int64_t num_lanes, int64_t head_dim,
+                               float* out) {
+  const int64_t vector_end = head_dim - head_dim % 8;
+  for (int64_t d = 0; d < vector_end; d += 8) {
+    const float* base = lanes + d;
+    __m256 a[8];
+    for (int64_t l = 0; l < 8; ++l) {
+      a[l] = _mm256_loadu_ps(base + l * head_dim);
+      if (num_lanes == 32) {
+        a[l] = _mm256_add_ps(_mm256_add_ps(a[l], _mm256_loadu_ps(base + (16 + l) * head_dim)),
+                             _mm256_add_ps(_mm256_loadu_ps(base + (8 + l) * head_dim),
+                                           _mm256_loadu_ps(base + (24 + l) * head_dim)));
+      }
+    }
+    __m256 folded;
+    if (num_lanes == 8) {
+      folded = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(a[0], a[4]), _mm256_add_ps(a[2], a[6])),
+                             _mm256_add_ps(_mm256_add_ps(a[1], a[5]), _mm256_add_ps(a[3], a[7])));
+    } else {
+      folded = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(a[0], a[4]), _mm256_add_ps(a[1], a[5])),
+                             _mm256_add_ps(_mm256_add_ps(a[2], a[6]), _mm256_add_ps(a[3], a[7])));
+    }
+    _mm256_storeu_ps(out + d, folded);
+  }
+  // The last head_dim % 8 dimensions: the same folds, one dimension at a time.
+  for (int64_t d = vector_end; d < head_dim; ++d) {
+    float column[32];
+    for (int64_t l = 0; l < num_lanes; ++l) column[l] = lanes[l * head_dim + d];
+    fold_lanes_scalar(column, num_lanes, 1, out + d);
+  }
 }
 
 }  // namespace vllm::cpu::ggml_detail

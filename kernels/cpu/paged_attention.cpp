@@ -34,77 +34,69 @@ struct ContextView {
 };
 
 struct Kernels {
-  decltype(&ggml_detail::dot_keys8_scalar) dot_keys8;
+  decltype(&ggml_detail::ggml_order_scalar) ggml_order;
+  decltype(&ggml_detail::dot_rows_scalar) dot_rows;
   decltype(&ggml_detail::exp_sum_scalar) exp_sum;
-  decltype(&ggml_detail::axpy_scalar) axpy;
+  decltype(&ggml_detail::axpy_rows_scalar) axpy_rows;
+  decltype(&ggml_detail::fold_lanes_scalar) fold_lanes;
 };
 
 const Kernels& kernels() {
   static const Kernels chosen =
       ggml_detail::use_avx2()
-          ? Kernels{ggml_detail::dot_keys8_avx2, ggml_detail::exp_sum_avx2, ggml_detail::axpy_avx2}
-          : Kernels{ggml_detail::dot_keys8_scalar, ggml_detail::exp_sum_scalar,
-                    ggml_detail::axpy_scalar};
+          ? Kernels{ggml_detail::ggml_order_avx2, ggml_detail::dot_rows_avx2,
+                    ggml_detail::exp_sum_avx2, ggml_detail::axpy_rows_avx2,
+                    ggml_detail::fold_lanes_avx2}
+          : Kernels{ggml_detail::ggml_order_scalar, ggml_detail::dot_rows_scalar,
+                    ggml_detail::exp_sum_scalar, ggml_detail::axpy_rows_scalar,
+                    ggml_detail::fold_lanes_scalar};
   return chosen;
 }
 
 // A tile of query rows (some tokens of one sequence times the query heads of one KV head)
 // against the context. Row r attends to positions [0, context_lens[r]).
-//   1. scores: keys are transposed 8 at a time into key_tile [head_dim][8] and each row's 8
-//      scores come out of one pass (ggml_vec_dot_f32's summation order in every lane);
+//   1. scores: each key, put in ggml's element order once, against every row that attends to
+//      it (ggml_vec_dot_f32's summation order);
 //   2. softmax per row: exp(s - max) and its sum as ggml_vec_soft_max_f32, then each weight
 //      times float(1 / sum);
 //   3. out = sum_p weight[r][p] * V[p] in `order`'s lanes, folded as ggml folds them.
 struct TileScratch {
-  std::vector<float> scores;    // [rows][context rounded up to 8]
-  std::vector<float> key_tile;  // [head_dim][8]
-  std::vector<float> lanes;     // [rows][8 or 32][head_dim]
-  std::vector<float> queries;   // [rows][head_dim], in the dot product's element order
-  std::vector<int64_t> order;   // element e of the dot product is dimension order[e]
+  std::vector<float> scores;   // [rows][context rounded up to 8]
+  std::vector<float> key;      // [head_dim], in the dot product's element order
+  std::vector<float> lanes;    // [rows][8 or 32][head_dim]
+  std::vector<float> queries;  // [rows][head_dim], in the dot product's element order
 };
 
 void attend_tile(const float* const* queries, const int64_t* context_lens, int64_t rows,
                  const ContextView& context, int64_t head_dim, float scale, bool interleaved,
                  ValueOrder order, TileScratch& scratch, float* const* outs) {
   const Kernels& k = kernels();
-  constexpr int64_t kKeys = 8;
   int64_t max_context = 0;
   for (int64_t r = 0; r < rows; ++r) max_context = std::max(max_context, context_lens[r]);
-  const int64_t padded = (max_context + kKeys - 1) / kKeys * kKeys;
+  const int64_t padded = (max_context + 7) / 8 * 8;  // the softmax works in groups of 8
   const int64_t num_lanes = order == ValueOrder::kLanes8 ? 8 : 32;
   if (static_cast<int64_t>(scratch.scores.size()) < rows * padded)
     scratch.scores.resize(rows * padded);
-  if (static_cast<int64_t>(scratch.key_tile.size()) < head_dim * kKeys)
-    scratch.key_tile.resize(head_dim * kKeys);
+  if (static_cast<int64_t>(scratch.key.size()) < head_dim) scratch.key.resize(head_dim);
   if (static_cast<int64_t>(scratch.lanes.size()) < rows * num_lanes * head_dim)
     scratch.lanes.resize(rows * num_lanes * head_dim);
-  float* scores = scratch.scores.data();
-  float* key_tile = scratch.key_tile.data();
-  std::vector<int64_t>& dims = scratch.order;
-  dims.resize(head_dim);
-  for (int64_t e = 0; e < head_dim; ++e) {
-    dims[e] = !interleaved ? e : e % 2 == 0 ? e / 2 : head_dim / 2 + e / 2;
-  }
   if (static_cast<int64_t>(scratch.queries.size()) < rows * head_dim)
     scratch.queries.resize(rows * head_dim);
+  float* scores = scratch.scores.data();
+  float* key = scratch.key.data();
   float* query_rows = scratch.queries.data();
   for (int64_t r = 0; r < rows; ++r) {
-    for (int64_t e = 0; e < head_dim; ++e) query_rows[r * head_dim + e] = queries[r][dims[e]];
+    k.ggml_order(queries[r], head_dim, interleaved, query_rows + r * head_dim);
   }
 
-  for (int64_t p0 = 0; p0 < padded; p0 += kKeys) {
-    for (int64_t j = 0; j < kKeys; ++j) {
-      const int64_t p = p0 + j;
-      if (p < max_context) {
-        const float* key = context.key_cache + context.offset(p);
-        for (int64_t e = 0; e < head_dim; ++e) key_tile[e * kKeys + j] = key[dims[e]];
-      } else {
-        for (int64_t d = 0; d < head_dim; ++d) key_tile[d * kKeys + j] = 0.0f;
-      }
-    }
-    for (int64_t r = 0; r < rows; ++r) {
-      k.dot_keys8(query_rows + r * head_dim, key_tile, head_dim, scale, scores + r * padded + p0);
-    }
+  // Rows are ordered by token, so those that attend to position p (context_lens[r] > p) are a
+  // suffix of the tile.
+  int64_t first_row = 0;
+  for (int64_t p = 0; p < max_context; ++p) {
+    while (context_lens[first_row] <= p) ++first_row;
+    k.ggml_order(context.key_cache + context.offset(p), head_dim, interleaved, key);
+    k.dot_rows(key, query_rows + first_row * head_dim, rows - first_row, head_dim, scale,
+               scores + first_row * padded + p, padded);
   }
 
   for (int64_t r = 0; r < rows; ++r) {
@@ -116,32 +108,18 @@ void attend_tile(const float* const* queries, const int64_t* context_lens, int64
     for (int64_t p = 0; p < n; ++p) row[p] *= inv;
   }
 
+  // Rows past their context weigh 0 there, which ggml's FMA adds without effect.
   float* lanes = scratch.lanes.data();
   std::fill(lanes, lanes + rows * num_lanes * head_dim, 0.0f);
+  first_row = 0;
   for (int64_t p = 0; p < max_context; ++p) {
-    const float* value = context.value_cache + context.offset(p);
-    const int64_t lane = p % num_lanes;
-    for (int64_t r = 0; r < rows; ++r) {
-      if (p >= context_lens[r]) continue;  // weight 0: ggml's FMA with it changes nothing
-      k.axpy(scores[r * padded + p], value, head_dim, lanes + (r * num_lanes + lane) * head_dim);
-    }
+    while (context_lens[first_row] <= p) ++first_row;
+    k.axpy_rows(context.value_cache + context.offset(p), head_dim, scores + first_row * padded + p,
+                padded, rows - first_row,
+                lanes + (first_row * num_lanes + p % num_lanes) * head_dim, num_lanes * head_dim);
   }
   for (int64_t r = 0; r < rows; ++r) {
-    const float* a = lanes + r * num_lanes * head_dim;
-    float* out = outs[r];
-    for (int64_t d = 0; d < head_dim; ++d) {
-      auto at = [&](int64_t l) { return a[l * head_dim + d]; };
-      if (order == ValueOrder::kLanes8) {
-        out[d] = ((at(0) + at(4)) + (at(2) + at(6))) + ((at(1) + at(5)) + (at(3) + at(7)));
-      } else {
-        float folded[8];
-        for (int64_t l = 0; l < 8; ++l) {
-          folded[l] = (at(l) + at(16 + l)) + (at(8 + l) + at(24 + l));
-        }
-        out[d] = ((folded[0] + folded[4]) + (folded[1] + folded[5])) +
-                 ((folded[2] + folded[6]) + (folded[3] + folded[7]));
-      }
-    }
+    k.fold_lanes(lanes + r * num_lanes * head_dim, num_lanes, head_dim, outs[r]);
   }
 }
 

@@ -64,21 +64,45 @@ TEST_CASE("ggml numerics: AVX2 and scalar forms give identical bits", "[cpu-kern
     for (int64_t i = n; i < padded; ++i) REQUIRE(row_scalar[i] == 0.0f);
 
     for (int64_t head_dim : {64, 80, 128}) {
-      std::vector<float> q(head_dim), keys(head_dim * 8), scalar(8), avx2(8);
+      std::vector<float> q(3 * head_dim), key(head_dim), scalar(6), avx2(6);
       for (auto& v : q) v = normal(rng);
-      for (auto& v : keys) v = normal(rng);
-      gd::dot_keys8_scalar(q.data(), keys.data(), head_dim, 0.125f, scalar.data());
-      gd::dot_keys8_avx2(q.data(), keys.data(), head_dim, 0.125f, avx2.data());
-      REQUIRE(same_bits(scalar, avx2));
-      for (int j = 0; j < 8; ++j) {
+      for (auto& v : key) v = normal(rng);
+      gd::dot_rows_scalar(key.data(), q.data(), 3, head_dim, 0.125f, scalar.data(), 2);
+      gd::dot_rows_avx2(key.data(), q.data(), 3, head_dim, 0.125f, avx2.data(), 2);
+      for (int r = 0; r < 3; ++r) {
+        REQUIRE(std::memcmp(&scalar[2 * r], &avx2[2 * r], sizeof(float)) == 0);
         double dot = 0.0;
-        for (int64_t d = 0; d < head_dim; ++d) dot += double(q[d]) * keys[d * 8 + j];
-        REQUIRE(std::abs(scalar[j] - 0.125 * dot) <= 1e-5 * (std::abs(dot) + 1.0));
+        for (int64_t d = 0; d < head_dim; ++d) dot += double(q[r * head_dim + d]) * key[d];
+        REQUIRE(std::abs(scalar[2 * r] - 0.125 * dot) <= 1e-5 * (std::abs(dot) + 1.0));
       }
-      std::vector<float> acc_scalar(head_dim, 0.5f), acc_avx2(head_dim, 0.5f);
-      gd::axpy_scalar(0.3f, q.data(), head_dim, acc_scalar.data());
-      gd::axpy_avx2(0.3f, q.data(), head_dim, acc_avx2.data());
+      for (bool interleaved : {false, true}) {
+        std::vector<float> order_scalar(head_dim), order_avx2(head_dim);
+        gd::ggml_order_scalar(key.data(), head_dim, interleaved, order_scalar.data());
+        gd::ggml_order_avx2(key.data(), head_dim, interleaved, order_avx2.data());
+        REQUIRE(same_bits(order_scalar, order_avx2));
+        REQUIRE(order_scalar[1] == (interleaved ? key[head_dim / 2] : key[1]));
+        REQUIRE(order_scalar[2] == (interleaved ? key[1] : key[2]));
+      }
+      // Three rows' lanes, weights at stride 2; then both folds of 32 lanes of head_dim.
+      const std::vector<float> weights = {0.3f, 9.0f, -1.5f, 9.0f, 2.25f};
+      std::vector<float> acc_scalar(3 * head_dim + 5, 0.5f), acc_avx2 = acc_scalar;
+      gd::axpy_rows_scalar(q.data(), head_dim, weights.data(), 2, 3, acc_scalar.data(),
+                           head_dim + 2);
+      gd::axpy_rows_avx2(q.data(), head_dim, weights.data(), 2, 3, acc_avx2.data(), head_dim + 2);
       REQUIRE(same_bits(acc_scalar, acc_avx2));
+      REQUIRE(acc_scalar[head_dim + 2 + 1] == std::fma(-1.5f, q[1], 0.5f));
+      for (int64_t num_lanes : {8, 32}) {
+        std::vector<float> lanes(32 * head_dim), fold_scalar(head_dim), fold_avx2(head_dim);
+        for (auto& v : lanes) v = normal(rng);
+        gd::fold_lanes_scalar(lanes.data(), num_lanes, head_dim, fold_scalar.data());
+        gd::fold_lanes_avx2(lanes.data(), num_lanes, head_dim, fold_avx2.data());
+        REQUIRE(same_bits(fold_scalar, fold_avx2));
+        for (int64_t d = 0; d < head_dim; ++d) {
+          double sum = 0.0;
+          for (int64_t l = 0; l < num_lanes; ++l) sum += lanes[l * head_dim + d];
+          REQUIRE(std::abs(fold_scalar[d] - sum) <= 1e-5 * num_lanes * 4);
+        }
+      }
     }
   }
 }
