@@ -40,6 +40,10 @@ struct PagedAttentionArgs {
 // Query token j (0-based within its sequence's chunk of q_len tokens) attends to context
 // positions [0, seq_len - q_len + j]: the cached prefix and the chunk up to itself. The new
 // tokens' K/V must already be in the cache (write_kv_cache). Runs on cpu_thread_pool().
+// Rounded step by step as ggml's CPU backend (ggml_numerics.hpp), so a row's result depends on
+// its own sequence only: its context and whether its chunk has one token or more (llama.cpp
+// sums the weighted V in a different order for a single query token), never on the batch or
+// the thread count.
 void paged_attention(const PagedAttentionArgs& args, const AttentionShape& shape);
 
 struct KvWriteArgs {
