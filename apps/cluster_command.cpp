@@ -288,6 +288,7 @@ int cluster_up(const fs::path& manifest_path, const ParsedArgs& args) {
   layout.tensor_parallel_size = m.tensor_parallel_size;
   layout.pipeline_parallel_size = m.pipeline_parallel_size;
   layout.num_cpu_threads = m.threads;
+  layout.device = m.device;
   for (auto [node_index, device] : m.placement()) {
     layout.ranks.push_back({cluster.nodes[node_index].client, device});
   }

@@ -177,11 +177,15 @@ ClusterManifest read_cluster_manifest(const std::filesystem::path& path) {
   }
 
   if (const toml::table* engine = r.table(root, "engine", false)) {
-    r.only_keys(
-        *engine, "engine",
-        {"max_model_len", "max_num_seqs", "max_num_batched_tokens", "block_size",
-         "enable_prefix_caching", "kv_cache_memory", "seed", "threads", "max_waiting_requests"});
+    r.only_keys(*engine, "engine",
+                {"max_model_len", "max_num_seqs", "max_num_batched_tokens", "block_size",
+                 "enable_prefix_caching", "kv_cache_memory", "seed", "threads",
+                 "max_waiting_requests", "device"});
     const std::string e = "engine";
+    m.device = r.text(*engine, e, "device", false).value_or(m.device);
+    if (m.device != "cpu" && m.device != "cuda") {
+      r.fail("engine.device", "must be \"cpu\" or \"cuda\", got \"" + m.device + "\"");
+    }
     m.max_model_len =
         static_cast<int32_t>(r.integer(*engine, e, "max_model_len", false, 1, 1 << 24).value_or(0));
     m.max_num_seqs = static_cast<int32_t>(

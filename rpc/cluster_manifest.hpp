@@ -65,6 +65,9 @@ struct ClusterManifest {
   int64_t kv_cache_memory_bytes = int64_t{1} << 30;
   uint64_t seed = 0;
   int32_t threads = 0;  // CPU forward threads per agent; 0: all cores
+  // The agents' workers: "cpu" (Gloo between TP ranks) or "cuda" (each device slot is that GPU of
+  // its node; NCCL between TP ranks, tensor parallel only).
+  std::string device = "cpu";
   int32_t max_waiting_requests = 4096;
   // [heartbeat]
   std::chrono::milliseconds heartbeat_interval{500};

@@ -16,6 +16,12 @@
 
 #include "actors/cpu_stage_worker.hpp"
 #include "actors/cpu_worker.hpp"
+#if VLLM_HAVE_CUDA
+#include "actors/cuda/cuda_worker.hpp"
+#include "kernels/cuda/cuda_check.hpp"
+#include "model/cuda/activation_dtype.hpp"
+#include "model/cuda/nccl_group.hpp"
+#endif
 #include "kernels/cpu/cpu_threads.hpp"
 #include "model/gloo_communicator.hpp"
 #include "model/llama_weight_shards.hpp"
@@ -45,10 +51,63 @@ struct Hosted {
 
 // Builds the worker a spec asks for, on the slot's thread (a TP rank blocks here until its
 // group has met).
+#if VLLM_HAVE_CUDA
+// A CUDA worker on GPU spec.device_index of this node: the whole model, or one TP rank whose NCCL
+// group forms from a unique id that TP rank 0 publishes through the head's rendezvous (over RPC).
+Hosted make_cuda_worker(asio::any_io_executor executor, const WorkerSpec& spec,
+                        RendezvousStore* store) {
+  const LoadFormat format = parse_load_format(spec.load_format);
+  const ParallelLayout layout{spec.tensor_rank, spec.tensor_size, spec.pipeline_rank,
+                              spec.pipeline_size};
+  validate_layout(layout);
+  if (layout.pp_size > 1) {
+    throw ParallelLayoutError("CUDA workers run tensor parallel only (pipeline_parallel_size " +
+                              std::to_string(layout.pp_size) + " needs CPU workers)");
+  }
+  CudaWorkerConfig config;
+  config.block_size = spec.block_size;
+  config.num_kv_blocks_override = spec.num_kv_blocks_override;
+  config.seed = spec.seed;
+  config.device = spec.device_index;
+  config.dtype = cuda_activation_type("auto", spec.model_path, format);
+  cuda::check_cuda(cudaSetDevice(spec.device_index), "cudaSetDevice");
+  LlamaWeights weights =
+      load_llama_weights(spec.model_path, format, LoadOptions{.seed = spec.seed});
+  Hosted hosted;
+  if (layout.tp_size == 1) {
+    hosted.whole =
+        std::make_shared<CudaWorker>(executor, std::move(weights), spec.eos_token_ids, config);
+    return hosted;
+  }
+  const std::string key = "nccl-unique-id-tp-group";
+  const auto timeout = std::chrono::milliseconds(spec.collective_timeout_ms);
+  std::string unique_id;
+  if (layout.tp_rank == 0) {
+    unique_id = cuda::NcclGroup::new_unique_id();
+    store->set(key, std::vector<char>(unique_id.begin(), unique_id.end()));
+  } else {
+    const std::vector<char> bytes = store->get(key, timeout);
+    unique_id.assign(bytes.begin(), bytes.end());
+  }
+  auto group = cuda::NcclGroup::join(unique_id, layout.tp_rank, layout.tp_size);
+  hosted.stage = std::make_shared<CudaWorker>(executor, shard_llama_weights(weights, layout),
+                                              spec.eos_token_ids, config, layout, group);
+  return hosted;
+}
+#endif
+
 asio::awaitable<Hosted> make_worker(asio::any_io_executor executor, WorkerSpec spec,
                                     RendezvousStore* store) {
+  if (spec.device == "cuda") {
+#if VLLM_HAVE_CUDA
+    co_return make_cuda_worker(executor, spec, store);
+#else
+    throw std::invalid_argument("this node agent was built without CUDA: no 'cuda' workers");
+#endif
+  }
   if (spec.device != "cpu") {
-    throw std::invalid_argument("this node agent has CPU workers only, not '" + spec.device + "'");
+    throw std::invalid_argument("a node agent hosts 'cpu' or 'cuda' workers, not '" + spec.device +
+                                "'");
   }
   if (spec.num_cpu_threads > 0) set_cpu_num_threads(spec.num_cpu_threads);
   LoadFormat format = parse_load_format(spec.load_format);

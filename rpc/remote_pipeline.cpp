@@ -16,15 +16,15 @@
 namespace vllm::rpc {
 
 int64_t kv_blocks_for_layout(const ModelConfig& model_config, int32_t tp, int32_t pp,
-                             int32_t block_size, int64_t bytes_per_rank) {
+                             int32_t block_size, int64_t bytes_per_rank, int64_t element_bytes) {
   ModelConfig config = model_config;
   if (config.num_key_value_heads <= 0) config.num_key_value_heads = config.num_attention_heads;
   if (config.head_dim <= 0) config.head_dim = config.hidden_size / config.num_attention_heads;
   int64_t blocks = std::numeric_limits<int64_t>::max();
   for (int32_t rank = 0; rank < tp * pp; ++rank) {
     const ModelShard shard = plan_model_shard(config, ParallelLayout{rank % tp, tp, rank / tp, pp});
-    const int64_t bytes_per_block = 2 * shard.layers.size() * block_size * shard.num_kv_heads *
-                                    config.head_dim * static_cast<int64_t>(sizeof(float));
+    const int64_t bytes_per_block =
+        2 * shard.layers.size() * block_size * shard.num_kv_heads * config.head_dim * element_bytes;
     blocks = std::min(blocks, std::max<int64_t>(1, bytes_per_rank / bytes_per_block));
   }
   return blocks;
@@ -40,6 +40,7 @@ asio::awaitable<std::shared_ptr<Worker>> open_remote_worker(const RemoteLayout& 
   }
   WorkerSpec base = worker_spec_for(launch);
   base.num_cpu_threads = layout.num_cpu_threads;
+  base.device = layout.device;
   if (tp * pp == 1) {
     base.device_index = layout.ranks[0].device_index;
     auto opening = layout.ranks[0].node->open_worker(base);
@@ -49,7 +50,8 @@ asio::awaitable<std::shared_ptr<Worker>> open_remote_worker(const RemoteLayout& 
   const ModelConfig config = load_model_config(launch.model);
   if (base.num_kv_blocks_override <= 0) {
     base.num_kv_blocks_override = static_cast<int32_t>(
-        kv_blocks_for_layout(config, tp, pp, launch.block_size, launch.kv_cache_memory_bytes));
+        kv_blocks_for_layout(config, tp, pp, launch.block_size, launch.kv_cache_memory_bytes,
+                             layout.device == "cuda" ? 2 : 4));
   }
   std::vector<std::shared_ptr<NodeClient>> nodes;
   for (const auto& place : layout.ranks) {

@@ -30,12 +30,16 @@ struct RemoteLayout {
   std::vector<RankPlacement> ranks;
   std::chrono::milliseconds collective_timeout{60000};
   int32_t num_cpu_threads = 0;  // each agent's forward threads; 0: all its cores
+  // The ranks' device kind: cpu (Gloo between TP ranks) or cuda (one GPU per rank, the node's
+  // device index; NCCL between TP ranks, its unique id passed through the head's rendezvous).
+  std::string device = "cpu";
 };
 
 // The KV blocks every rank of the layout can hold in `bytes_per_rank` (the minimum over ranks:
 // stages may hold different numbers of layers).
+// `element_bytes`: 4 for CPU ranks (fp32 cache), 2 for CUDA ranks (bf16/fp16).
 int64_t kv_blocks_for_layout(const ModelConfig& config, int32_t tp, int32_t pp, int32_t block_size,
-                             int64_t bytes_per_rank);
+                             int64_t bytes_per_rank, int64_t element_bytes = 4);
 
 // Opens the workers (all ranks at once: a TP group's ranks wait for each other) and returns the
 // scheduler's Worker; the PipelineWorker's strand runs on the caller's executor. Throws RpcError

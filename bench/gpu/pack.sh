@@ -5,11 +5,11 @@
 # `bash bench/gpu/run.sh`.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-targets=(test_runtime test_kernels test_engine vllm-cpp)
+targets=(test_runtime test_kernels test_engine test_rpc vllm-cpp)
 cmake -S . -B build -G Ninja >/dev/null
 cmake --build build -j "$(nproc)" --target "${targets[@]}"
 rm -rf .carry && mkdir -p .carry/bin .carry/lib
-cp build/tests/test_runtime build/tests/test_kernels build/tests/test_engine build/apps/vllm-cpp .carry/bin/
+cp build/tests/test_runtime build/tests/test_kernels build/tests/test_engine build/tests/test_rpc build/apps/vllm-cpp .carry/bin/
 # Every non-CUDA, non-libc library the binaries load (the GPU machine brings CUDA and glibc).
 for bin in .carry/bin/*; do
   ldd "$bin" | awk '/=> \// {print $3}'

@@ -97,6 +97,13 @@ TEST_CASE("bad manifests name the key and the problem", "[rpc]") {
                    "pipeline_parallel_size = 2\nmicro_batches = 0");
   CHECK_THAT(error_of("micro", no_steps),
              Catch::Contains("'parallel.micro_batches' must be in [1, 1024]"));
+  std::string gpu = text;
+  gpu.replace(gpu.find("max_num_seqs = 8"), 16, "max_num_seqs = 8\ndevice = \"cuda\"");
+  CHECK(read_cluster_manifest(write("gpu", gpu)).device == "cuda");
+  std::string tpu = text;
+  tpu.replace(tpu.find("max_num_seqs = 8"), 16, "max_num_seqs = 8\ndevice = \"tpu\"");
+  CHECK_THAT(error_of("device", tpu),
+             Catch::Contains("'engine.device' must be \"cpu\" or \"cuda\", got \"tpu\""));
   CHECK_THAT(error_of("syntax", "[model\n"), Catch::Contains("is not valid TOML (line 1"));
   CHECK_THAT(error_of("nomodel", "[[nodes]]\naddress = \"x\"\nport = 1\n"),
              Catch::Contains("'model' is missing"));

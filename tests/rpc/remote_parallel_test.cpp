@@ -8,6 +8,10 @@
 
 #include <catch2/catch.hpp>
 
+#if VLLM_HAVE_CUDA
+#include <cuda_runtime_api.h>
+#endif
+
 #include "rpc/kj_loop.hpp"
 #include "rpc/node_client.hpp"
 #include "rpc/remote_pipeline.hpp"
@@ -67,7 +71,8 @@ Outputs generate_all(EngineArgs args, int max_tokens) {
 
 // Runs the layout on `agents` (rank r on agents[placement[r].first], device placement[r].second).
 Outputs generate_remote(int32_t tp, int32_t pp, std::vector<testing::AgentThread*> agents,
-                        std::vector<std::pair<int, int>> placement, int max_tokens) {
+                        std::vector<std::pair<int, int>> placement, int max_tokens,
+                        EngineArgs args = dummy_args(), const std::string& device = "cpu") {
   auto loop = std::make_shared<KjLoop>("rpc-test");
   std::vector<std::shared_ptr<NodeClient>> nodes;
   for (size_t i = 0; i < agents.size(); ++i) {
@@ -80,8 +85,8 @@ Outputs generate_remote(int32_t tp, int32_t pp, std::vector<testing::AgentThread
   RemoteLayout layout;
   layout.tensor_parallel_size = tp;
   layout.pipeline_parallel_size = pp;
-  for (auto [agent, device] : placement) layout.ranks.push_back({nodes[agent], device});
-  EngineArgs args = dummy_args();
+  for (auto [agent, index] : placement) layout.ranks.push_back({nodes[agent], index});
+  layout.device = device;
   args.worker_factory = [layout](WorkerLaunch launch) {
     return open_remote_worker(layout, std::move(launch));
   };
@@ -178,5 +183,36 @@ TEST_CASE("TP=2 over two agents: losing one fails the step at once, not at the c
   CHECK(node_a->health().state == NodeState::kUp);  // its peer went, not it
   CHECK(node_b->health().state == NodeState::kDown);
 }
+
+#if VLLM_HAVE_CUDA
+TEST_CASE(
+    "TP=2 of CUDA workers on a node agent (NCCL, its unique id through the head's "
+    "rendezvous over RPC) equals one GPU",
+    "[rpc][cuda]") {
+  int devices = 0;
+  if (cudaGetDeviceCount(&devices) != cudaSuccess || devices < 2) {
+    WARN("skipped: needs 2 CUDA devices");
+    return;
+  }
+  // Head dim 64 (the CUDA kernels' smallest), heads divisible by 2.
+  auto dir = std::filesystem::temp_directory_path() / "vllm-rpc-dummy-llama-cuda";
+  std::filesystem::create_directories(dir);
+  std::ofstream(dir / "config.json") << R"({
+    "architectures": ["LlamaForCausalLM"], "model_type": "llama",
+    "vocab_size": 1000, "hidden_size": 512, "intermediate_size": 1024,
+    "num_hidden_layers": 2, "num_attention_heads": 8, "num_key_value_heads": 4,
+    "max_position_embeddings": 512, "rms_norm_eps": 1e-5, "rope_theta": 10000.0,
+    "tie_word_embeddings": false, "bos_token_id": 1, "eos_token_id": 2})";
+  EngineArgs args = dummy_args();
+  args.model = dir.string();
+  EngineArgs local = args;
+  local.device = "cuda";
+  local.gpu_memory_utilization = 0.2;
+  const Outputs one_gpu = generate_all(local, 16);
+  testing::AgentThread agent("gpu-node", 2);
+  const Outputs two_gpus = generate_remote(2, 1, {&agent}, {{0, 0}, {0, 1}}, 16, args, "cuda");
+  CHECK(two_gpus == one_gpu);
+}
+#endif
 
 }  // namespace vllm::rpc
