@@ -24,13 +24,17 @@ namespace {
 using namespace std::chrono_literals;
 using Outputs = std::vector<std::vector<int32_t>>;
 
-std::filesystem::path divisible_dummy_model() {
-  auto dir = std::filesystem::temp_directory_path() / "vllm-rpc-dummy-llama";
+// A config.json for --load-format dummy: a Llama of 8 query / 4 KV heads (divisible by 2).
+std::filesystem::path divisible_dummy_model(const std::string& name = "vllm-rpc-dummy-llama",
+                                            int hidden = 128, int intermediate = 512,
+                                            int layers = 4) {
+  auto dir = std::filesystem::temp_directory_path() / name;
   std::filesystem::create_directories(dir);
-  std::ofstream(dir / "config.json") << R"({
-    "architectures": ["LlamaForCausalLM"], "model_type": "llama",
-    "vocab_size": 1000, "hidden_size": 128, "intermediate_size": 512,
-    "num_hidden_layers": 4, "num_attention_heads": 8, "num_key_value_heads": 4,
+  std::ofstream(dir / "config.json")
+      << R"({"architectures": ["LlamaForCausalLM"], "model_type": "llama", "vocab_size": 1000,)"
+      << R"( "hidden_size": )" << hidden << R"(, "intermediate_size": )" << intermediate
+      << R"(, "num_hidden_layers": )" << layers
+      << R"(, "num_attention_heads": 8, "num_key_value_heads": 4,
     "max_position_embeddings": 512, "rms_norm_eps": 1e-5, "rope_theta": 10000.0,
     "tie_word_embeddings": false, "bos_token_id": 1, "eos_token_id": 2})";
   return dir;
@@ -194,17 +198,9 @@ TEST_CASE(
     WARN("skipped: needs 2 CUDA devices");
     return;
   }
-  // Head dim 64 (the CUDA kernels' smallest), heads divisible by 2.
-  auto dir = std::filesystem::temp_directory_path() / "vllm-rpc-dummy-llama-cuda";
-  std::filesystem::create_directories(dir);
-  std::ofstream(dir / "config.json") << R"({
-    "architectures": ["LlamaForCausalLM"], "model_type": "llama",
-    "vocab_size": 1000, "hidden_size": 512, "intermediate_size": 1024,
-    "num_hidden_layers": 2, "num_attention_heads": 8, "num_key_value_heads": 4,
-    "max_position_embeddings": 512, "rms_norm_eps": 1e-5, "rope_theta": 10000.0,
-    "tie_word_embeddings": false, "bos_token_id": 1, "eos_token_id": 2})";
+  // Head dim 64 (the CUDA kernels' smallest).
   EngineArgs args = dummy_args();
-  args.model = dir.string();
+  args.model = divisible_dummy_model("vllm-rpc-dummy-llama-cuda", 512, 1024, 2).string();
   EngineArgs local = args;
   local.device = "cuda";
   local.gpu_memory_utilization = 0.2;
