@@ -9,8 +9,11 @@
 namespace vllm {
 
 PipelineWorker::PipelineWorker(asio::any_io_executor executor,
-                               std::vector<std::shared_ptr<StageWorker>> ranks)
-    : Actor(std::move(executor), "pipeline-worker"), ranks_(std::move(ranks)) {
+                               std::vector<std::shared_ptr<StageWorker>> ranks,
+                               int32_t micro_batches)
+    : Actor(std::move(executor), "pipeline-worker"),
+      ranks_(std::move(ranks)),
+      micro_batches_(micro_batches) {
   if (ranks_.empty() || !ranks_[0]) {
     throw ParallelLayoutError("PipelineWorker: no ranks given");
   }
@@ -22,6 +25,11 @@ PipelineWorker::PipelineWorker(asio::any_io_executor executor,
                               " x pp " + std::to_string(pp_size_) + ") needs " +
                               std::to_string(first.world_size()) + " ranks, got " +
                               std::to_string(ranks_.size()));
+  }
+  if (micro_batches_ < 1 || micro_batches_ > pp_size_) {
+    throw ParallelLayoutError("PipelineWorker: micro_batches must be in [1, " +
+                              std::to_string(pp_size_) + "] (the pipeline's stages), got " +
+                              std::to_string(micro_batches_));
   }
   num_kv_blocks_ = ranks_[0]->num_kv_blocks();
   for (size_t i = 0; i < ranks_.size(); ++i) {

@@ -32,14 +32,19 @@ namespace vllm {
 class PipelineWorker final : public Actor, public Worker {
  public:
   // `ranks` in world-rank order (pp_rank * tp_size + tp_rank), all of one layout and all with the
-  // same number of KV blocks. Throws ParallelLayoutError otherwise.
-  PipelineWorker(asio::any_io_executor executor, std::vector<std::shared_ptr<StageWorker>> ranks);
+  // same number of KV blocks. Throws ParallelLayoutError otherwise. `micro_batches` (1 to pp)
+  // is what micro_batches() reports to the scheduler: pp when the stages run on their own
+  // hardware (agents on separate nodes); 1 when they share it (ranks in one process take turns
+  // on one thread pool, where splitting a batch only adds passes over the weights).
+  PipelineWorker(asio::any_io_executor executor, std::vector<std::shared_ptr<StageWorker>> ranks,
+                 int32_t micro_batches = 1);
 
   asio::awaitable<StepResult> execute(std::shared_ptr<const SchedulerOutput> plan) override;
   // Lets the steps in flight end, then stops every rank.
   asio::awaitable<void> stop() override;
   int64_t num_kv_blocks() const override { return num_kv_blocks_; }
   std::string device_name() const override { return device_name_; }
+  int32_t micro_batches() const override { return micro_batches_; }
 
   int32_t tensor_parallel_size() const { return tp_size_; }
   int32_t pipeline_parallel_size() const { return pp_size_; }
@@ -55,6 +60,7 @@ class PipelineWorker final : public Actor, public Worker {
   std::vector<std::shared_ptr<StageWorker>> ranks_;
   int32_t tp_size_ = 1;
   int32_t pp_size_ = 1;
+  int32_t micro_batches_ = 1;
   int64_t num_kv_blocks_ = 0;
   std::string device_name_;
 

@@ -17,7 +17,8 @@ SchedulerActor::SchedulerActor(asio::any_io_executor executor, Scheduler schedul
     : Actor(std::move(executor), "scheduler"),
       scheduler_(std::move(scheduler)),
       worker_(std::move(worker)),
-      max_steps_in_flight_(std::max(1, max_steps_in_flight)) {
+      max_steps_in_flight_(std::max({1, max_steps_in_flight, worker_->micro_batches()})),
+      micro_batches_(std::max(1, worker_->micro_batches())) {
   stats_ = scheduler_.stats();
 }
 
@@ -120,12 +121,12 @@ void SchedulerActor::fail_step(const SchedulerOutput& plan, const std::string& e
 }
 
 int32_t SchedulerActor::micro_batch_cap() const {
-  if (max_steps_in_flight_ == 1) return std::numeric_limits<int32_t>::max();
-  // A share of the unfinished requests per step in flight (vLLM's virtual engines, balanced at
+  if (micro_batches_ == 1) return std::numeric_limits<int32_t>::max();
+  // A share of the unfinished requests per micro-batch (vLLM's virtual engines, balanced at
   // every plan): a step that takes every running request would leave the next one nothing to
   // run until its samples are back, and the stages would take turns instead of overlapping.
   const int32_t unfinished = scheduler_.num_running() + scheduler_.num_waiting();
-  return std::max(1, (unfinished + max_steps_in_flight_ - 1) / max_steps_in_flight_);
+  return std::max(1, (unfinished + micro_batches_ - 1) / micro_batches_);
 }
 
 asio::awaitable<void> SchedulerActor::step_loop() {

@@ -34,10 +34,11 @@ class SchedulerActor final : public Actor {
   // max_steps_in_flight > 1 (pipeline parallelism: the pipeline's depth) plans the next step
   // while earlier ones run, as far as the scheduler finds requests that need no sample from them
   // (new admissions, further prefill chunks, decodes of requests in no step in flight); the
-  // worker runs those micro-batches in order. Each step then takes at most
-  // ceil(unfinished requests / max_steps_in_flight) requests, so that in steady decode the
-  // requests form that many disjoint micro-batches and the pipeline's stages work on different
-  // ones at once. With 1 (the default) every step takes all it can, as before.
+  // worker runs those steps in order. When the worker reports micro_batches() M > 1 (stages on
+  // their own hardware), at least M steps are kept in flight and each takes at most
+  // ceil(unfinished requests / M) requests, so that in steady decode the requests form M
+  // disjoint micro-batches and the stages work on different ones at once (vLLM's virtual
+  // engines, rebalanced at every plan). Otherwise every step takes all it can.
   SchedulerActor(asio::any_io_executor executor, Scheduler scheduler,
                  std::shared_ptr<Worker> worker, int32_t max_steps_in_flight = 1);
 
@@ -64,6 +65,7 @@ class SchedulerActor final : public Actor {
   std::unordered_map<RequestId, RequestSink> sinks_;
   bool loop_running_ = false;
   int32_t max_steps_in_flight_ = 1;
+  int32_t micro_batches_ = 1;  // the worker's
   int32_t steps_in_flight_ = 0;
   std::optional<OneShot<void>> step_finished_;  // the loop waits on it for a step to end
   bool stopping_ = false;

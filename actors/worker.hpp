@@ -29,6 +29,10 @@ class Worker {
 
   virtual int64_t num_kv_blocks() const = 0;
   virtual std::string device_name() const = 0;
+  // How many disjoint micro-batches this worker runs at once: a pipeline whose stages sit on
+  // their own hardware (processes, nodes, devices) works on that many steps in parallel, so the
+  // scheduler splits its requests across that many steps in flight. 1: one batch at a time.
+  virtual int32_t micro_batches() const { return 1; }
 };
 
 }  // namespace vllm

@@ -289,6 +289,7 @@ int cluster_up(const fs::path& manifest_path, const ParsedArgs& args) {
   layout.pipeline_parallel_size = m.pipeline_parallel_size;
   layout.num_cpu_threads = m.threads;
   layout.device = m.device;
+  layout.micro_batches = m.micro_batches;
   for (auto [node_index, device] : m.placement()) {
     layout.ranks.push_back({cluster.nodes[node_index].client, device});
   }
@@ -307,9 +308,6 @@ int cluster_up(const fs::path& manifest_path, const ParsedArgs& args) {
   engine.seed = m.seed;
   engine.max_waiting_requests = m.max_waiting_requests;
   engine.num_cpu_threads = 1;  // the head only tokenizes and schedules
-  // With a worker factory the engine loads no weights; its layout sizes only the scheduler's
-  // steps in flight (one per micro-batch).
-  engine.pipeline_parallel_size = m.micro_batches;
   engine.worker_factory = [layout](WorkerLaunch launch) {
     return rpc::open_remote_worker(layout, std::move(launch));
   };
@@ -338,8 +336,9 @@ int cluster_up(const fs::path& manifest_path, const ParsedArgs& args) {
   };
   log->info(
       "all {} nodes are healthy; starting the head (TP {} x PP {}, {} micro-batches) on {}:{}",
-      cluster.nodes.size(), m.tensor_parallel_size, m.pipeline_parallel_size, m.micro_batches,
-      m.head_host, m.head_port);
+      cluster.nodes.size(), m.tensor_parallel_size, m.pipeline_parallel_size,
+      m.micro_batches == 0 ? std::string("auto") : std::to_string(m.micro_batches), m.head_host,
+      m.head_port);
   // serve() takes SIGINT/SIGTERM over (a clean shutdown); one that came before still counts.
   if (startup_signal != 0) {
     throw ClusterError(

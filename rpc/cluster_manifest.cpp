@@ -166,7 +166,11 @@ ClusterManifest read_cluster_manifest(const std::filesystem::path& path) {
     m.micro_batches = static_cast<int32_t>(
         r.integer(*parallel, "parallel", "micro_batches", false, 1, 1024).value_or(0));
   }
-  if (m.micro_batches == 0) m.micro_batches = m.pipeline_parallel_size;
+  if (m.micro_batches > m.pipeline_parallel_size) {
+    r.fail("parallel.micro_batches", "must be at most pipeline_parallel_size (" +
+                                         std::to_string(m.pipeline_parallel_size) + "), got " +
+                                         std::to_string(m.micro_batches));
+  }
 
   if (const toml::table* head = r.table(root, "head", false)) {
     r.only_keys(*head, "head", {"host", "port", "api_key"});

@@ -49,8 +49,9 @@ struct ClusterManifest {
   int32_t tensor_parallel_size = 1;
   int32_t pipeline_parallel_size = 1;
   // Steps the head keeps in flight, each with its own share of the requests, so that the
-  // pipeline's stages work on different micro-batches at once (default: pipeline_parallel_size;
-  // 1: one step at a time, the stages take turns).
+  // pipeline's stages work on different micro-batches at once (RemoteLayout::micro_batches).
+  // 0 (unset): pipeline_parallel_size when every stage has a node of its own, else 1;
+  // 1: one step at a time, the stages take turns.
   int32_t micro_batches = 0;
   // [head]
   std::string head_host = "127.0.0.1";

@@ -77,8 +77,19 @@ asio::awaitable<std::shared_ptr<Worker>> open_remote_worker(const RemoteLayout& 
   auto all = when_all(std::move(opening));
   std::vector<std::shared_ptr<RemoteStageWorker>> opened = co_await std::move(all);
   std::vector<std::shared_ptr<StageWorker>> ranks(opened.begin(), opened.end());
+  int32_t micro_batches = layout.micro_batches;
+  if (micro_batches <= 0) {
+    std::vector<std::shared_ptr<NodeClient>> stage_nodes;
+    for (int32_t stage = 0; stage < pp; ++stage) {
+      const auto& node = layout.ranks[static_cast<size_t>(stage * tp)].node;
+      if (std::find(stage_nodes.begin(), stage_nodes.end(), node) == stage_nodes.end()) {
+        stage_nodes.push_back(node);
+      }
+    }
+    micro_batches = static_cast<int32_t>(stage_nodes.size()) == pp ? pp : 1;
+  }
   auto executor = co_await asio::this_coro::executor;
-  co_return std::make_shared<PipelineWorker>(executor, std::move(ranks));
+  co_return std::make_shared<PipelineWorker>(executor, std::move(ranks), micro_batches);
 }
 
 }  // namespace vllm::rpc

@@ -33,6 +33,10 @@ struct RemoteLayout {
   // The ranks' device kind: cpu (Gloo between TP ranks) or cuda (one GPU per rank, the node's
   // device index; NCCL between TP ranks, its unique id passed through the head's rendezvous).
   std::string device = "cpu";
+  // Micro-batches the scheduler keeps in flight (PipelineWorker::micro_batches). 0: pp when
+  // every stage is on an agent of its own (the stages then compute at once), else 1 (stages in
+  // one agent process share its thread pool and would only take turns).
+  int32_t micro_batches = 0;
 };
 
 // The KV blocks every rank of the layout can hold in `bytes_per_rank` (the minimum over ranks:

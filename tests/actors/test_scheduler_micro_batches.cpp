@@ -1,5 +1,5 @@
 // Micro-batches for pipeline parallelism: Scheduler::schedule(max_requests) caps one plan, and
-// the SchedulerActor with two steps in flight splits steady decode into two disjoint
+// the SchedulerActor over a worker of two micro-batches splits steady decode into two disjoint
 // micro-batches that overlap (a counting worker stands in for the pipeline: see PushOutWorker;
 // it samples last token + 1).
 #include <atomic>
@@ -42,8 +42,9 @@ std::set<RequestId> ids_of(const SchedulerOutput& plan) {
 // decode-only steps and those that started while another step was in flight.
 class PushOutWorker final : public Actor, public Worker {
  public:
-  PushOutWorker(asio::any_io_executor executor, std::chrono::milliseconds hold)
-      : Actor(std::move(executor), "push-out-worker"), hold_(hold) {}
+  PushOutWorker(asio::any_io_executor executor, std::chrono::milliseconds hold,
+                int32_t micro_batches)
+      : Actor(std::move(executor), "push-out-worker"), hold_(hold), micro_batches_(micro_batches) {}
 
   asio::awaitable<StepResult> execute(std::shared_ptr<const SchedulerOutput> plan) override {
     return ask([this, plan]() -> asio::awaitable<StepResult> {
@@ -74,6 +75,7 @@ class PushOutWorker final : public Actor, public Worker {
   asio::awaitable<void> stop() override { return Actor::stop(); }
   int64_t num_kv_blocks() const override { return 256; }
   std::string device_name() const override { return "test"; }
+  int32_t micro_batches() const override { return micro_batches_; }
 
   std::atomic<int> decode_steps{0};
   std::atomic<int> overlapped_decode_steps{0};
@@ -81,6 +83,7 @@ class PushOutWorker final : public Actor, public Worker {
 
  private:
   std::chrono::milliseconds hold_;
+  int32_t micro_batches_;
   std::set<asio::steady_timer*> held_;  // on the strand: the steps in flight
   std::set<RequestId> in_flight_ids_;   // on the strand: their requests
 };
@@ -90,19 +93,21 @@ struct DecodeCounts {
   int overlapped_decode_steps = 0;
 };
 
-// Runs kRequests short requests through a SchedulerActor with `steps_in_flight`; returns the
-// worker's counts after checking every request got its counting tokens.
-DecodeCounts decode_through(int32_t steps_in_flight, std::chrono::milliseconds hold) {
+// Runs kRequests short requests through a SchedulerActor (2 steps in flight) over a worker that
+// reports `micro_batches`; returns the worker's counts after checking every request got its
+// counting tokens.
+DecodeCounts decode_through(int32_t micro_batches, std::chrono::milliseconds hold) {
   constexpr int kRequests = 10;
   constexpr int kMaxTokens = 8;
   asio::io_context context;  // outlives the worker threads (they post to it)
   ThreadModel threads(1);
-  auto worker = std::make_shared<PushOutWorker>(threads.add_dedicated_thread("worker"), hold);
+  auto worker =
+      std::make_shared<PushOutWorker>(threads.add_dedicated_thread("worker"), hold, micro_batches);
   SchedulerConfig config;
   config.max_model_len = 64;
   KvBlockManagerConfig kv{256, 16, true};
-  auto scheduler = std::make_shared<SchedulerActor>(threads.frontend(), Scheduler(config, kv),
-                                                    worker, steps_in_flight);
+  auto scheduler =
+      std::make_shared<SchedulerActor>(threads.frontend(), Scheduler(config, kv), worker, 2);
   std::atomic<int> tokens_ok{0};
   auto client = [&](int i) -> asio::awaitable<void> {
     auto sink = std::make_shared<AsyncStream<RequestEvent>>();
@@ -158,13 +163,14 @@ TEST_CASE("scheduler: schedule(max_requests) caps a plan; the rest go in the nex
   CHECK(ids_of(scheduler.schedule()) == std::set<RequestId>{"r2", "r3", "r4"});
 }
 
-TEST_CASE("scheduler actor: with two steps in flight steady decode runs as two micro-batches",
+TEST_CASE("scheduler actor: a worker of two micro-batches gets steady decode as two micro-batches",
           "[actors][scheduler_actor][pipelining]") {
   using std::chrono::milliseconds;
-  const auto one_at_a_time = decode_through(1, milliseconds(1));
-  CHECK(one_at_a_time.overlapped_decode_steps == 0);
-  // One step at a time: every request in each decode step.
-  CHECK(one_at_a_time.decode_steps == 7);
+  // A worker of one micro-batch (stages sharing their hardware): two steps may be in flight,
+  // but every decode step takes every request, so none finds another in flight.
+  const auto one_batch = decode_through(1, milliseconds(1));
+  CHECK(one_batch.overlapped_decode_steps == 0);
+  CHECK(one_batch.decode_steps == 7);
 
   // A long hold: only a step's successor releases it, but for the very last ones.
   const auto pipelined = decode_through(2, milliseconds(200));

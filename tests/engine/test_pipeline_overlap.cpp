@@ -1,9 +1,9 @@
 // (In test_engine, not test_actors: it runs the real model, whose kernels use ifunc
 // multiversioning that a ThreadSanitizer build cannot start with.)
-// Steady decode through PP=2: the SchedulerActor with two steps in flight splits the running
-// requests into two micro-batches, so that while one decodes in a stage the other decodes in the
-// other stage (before, one step took every request and the next plan found nothing to run until
-// its samples were back). The greedy tokens equal one CpuWorker's, one step at a time.
+// Steady decode through PP=2: over a pipeline of two micro-batches the SchedulerActor splits the
+// running requests into two, so that while one decodes in a stage the other decodes in the other
+// stage (before, one step took every request and the next plan found nothing to run until its
+// samples were back). The greedy tokens equal one CpuWorker's, one step at a time.
 #include <atomic>
 
 #include <asio/co_spawn.hpp>
@@ -33,10 +33,13 @@ ModelConfig divisible_config() {
 }
 
 // Passes steps through to the worker under test and counts the decode-only ones that started
-// while another step was still in flight (test scaffolding around the real PipelineWorker).
+// while another step was still in flight (test scaffolding around the real PipelineWorker). It
+// reports `micro_batches` as a pipeline whose stages are on separate agents does (an in-process
+// pipeline reports 1: its ranks take turns on one thread pool).
 class OverlapProbe final : public Worker {
  public:
-  explicit OverlapProbe(std::shared_ptr<Worker> inner) : inner_(std::move(inner)) {}
+  OverlapProbe(std::shared_ptr<Worker> inner, int32_t micro_batches)
+      : inner_(std::move(inner)), micro_batches_(micro_batches) {}
 
   asio::awaitable<StepResult> execute(std::shared_ptr<const SchedulerOutput> plan) override {
     const bool decode_only =
@@ -53,12 +56,14 @@ class OverlapProbe final : public Worker {
   asio::awaitable<void> stop() override { return inner_->stop(); }
   int64_t num_kv_blocks() const override { return inner_->num_kv_blocks(); }
   std::string device_name() const override { return inner_->device_name(); }
+  int32_t micro_batches() const override { return micro_batches_; }
 
   std::atomic<int> decode_steps{0};
   std::atomic<int> overlapped_decode_steps{0};
 
  private:
   std::shared_ptr<Worker> inner_;
+  int32_t micro_batches_;
   std::atomic<int> in_flight_{0};
 };
 
@@ -125,7 +130,8 @@ TEST_CASE("pipeline overlap: in steady decode PP=2 keeps two micro-batches in fl
   single_config.num_kv_blocks_override = 256;
   auto single = std::make_shared<OverlapProbe>(
       std::make_shared<CpuWorker>(threads.add_dedicated_thread("single"), LlamaModel(weights),
-                                  std::vector<int32_t>{}, single_config));
+                                  std::vector<int32_t>{}, single_config),
+      1);
   const auto expected = serve(context, threads, single, 1);
   CHECK(single->overlapped_decode_steps == 0);  // one step at a time
 
@@ -134,7 +140,8 @@ TEST_CASE("pipeline overlap: in steady decode PP=2 keeps two micro-batches in fl
   config.block_size = kBlockSize;
   config.num_kv_blocks_override = 256;
   auto pipeline = make_local_pipeline_worker(threads, threads.frontend(), weights, {}, config);
-  auto probe = std::make_shared<OverlapProbe>(pipeline);
+  CHECK(pipeline->micro_batches() == 1);  // in one process the stages share the thread pool
+  auto probe = std::make_shared<OverlapProbe>(pipeline, 2);
   const auto got = serve(context, threads, probe, 2);
   CHECK(got == expected);
   for (const auto& tokens : got) CHECK(tokens.size() == static_cast<size_t>(kMaxTokens));

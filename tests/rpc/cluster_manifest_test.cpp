@@ -53,7 +53,7 @@ TEST_CASE("a manifest resolves nodes, defaults and the rank placement", "[rpc]")
   CHECK(m.model == "/models/m.gguf");
   CHECK(m.load_format == "auto");
   CHECK(m.world_size() == 4);
-  CHECK(m.micro_batches == 2);  // one per pipeline stage unless the manifest says otherwise
+  CHECK(m.micro_batches == 0);  // auto: one per stage when the stages are on separate nodes
   CHECK(m.kv_cache_memory_bytes == int64_t{512} << 20);
   CHECK(m.max_num_seqs == 8);
   CHECK(m.head_port == 8000);
@@ -104,6 +104,12 @@ TEST_CASE("bad manifests name the key and the problem", "[rpc]") {
   tpu.replace(tpu.find("max_num_seqs = 8"), 16, "max_num_seqs = 8\ndevice = \"tpu\"");
   CHECK_THAT(error_of("device", tpu),
              Catch::Contains("'engine.device' must be \"cpu\" or \"cuda\", got \"tpu\""));
+  std::string too_many = text;
+  too_many.replace(too_many.find("pipeline_parallel_size = 2"), 26,
+                   "pipeline_parallel_size = 2\nmicro_batches = 3");
+  CHECK_THAT(
+      error_of("micro3", too_many),
+      Catch::Contains("'parallel.micro_batches' must be at most pipeline_parallel_size (2)"));
   CHECK_THAT(error_of("syntax", "[model\n"), Catch::Contains("is not valid TOML (line 1"));
   CHECK_THAT(error_of("nomodel", "[[nodes]]\naddress = \"x\"\nport = 1\n"),
              Catch::Contains("'model' is missing"));
