@@ -45,4 +45,7 @@ class ParsedArgs {
 // "  --name VALUE   help" lines for a --help text.
 std::string flags_help(std::span<const FlagSpec> flags);
 
+// "1G", "512M", "64k", "1GiB", "1073741824" -> bytes; UsageError naming `flag` otherwise.
+int64_t parse_bytes(std::string_view flag, const std::string& text);
+
 }  // namespace vllm::apps

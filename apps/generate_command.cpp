@@ -1,6 +1,7 @@
-// vllm-cpp generate: one prompt, offline, on the CPU backend. Prefill (in chunks of
-// --max-num-batched-tokens), then one decode step per token until --max-tokens or EOS; prints
-// the continuation and the prefill / decode throughput.
+// vllm-cpp generate: one prompt, offline, through the engine on either backend (--device
+// cpu|cuda|auto, the CUDA flags as serve's). Prints the continuation and the prefill / decode
+// throughput: prefill = prompt tokens / time to the first token; decode = the later tokens /
+// the time after the first.
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -9,14 +10,15 @@
 #include <string>
 #include <vector>
 
+#include <asio/co_spawn.hpp>
+#include <asio/io_context.hpp>
+
 #include "apps/command_line.hpp"
+#include "apps/engine_flags.hpp"
 #include "apps/subcommands.hpp"
-#include "kernels/cpu/cpu_threads.hpp"
+#include "engine/engine.hpp"
 #include "model/gguf.hpp"
-#include "model/kv_cache.hpp"
-#include "model/llama_model.hpp"
 #include "model/model_loader.hpp"
-#include "model/sampler.hpp"
 #include "model/tokenizer.hpp"
 
 namespace vllm::apps {
@@ -36,11 +38,18 @@ constexpr FlagSpec kFlags[] = {
     {"--seed", true, "per-request seed: the same seed gives the same tokens"},
     {"--ignore-eos", false, "keep generating past EOS"},
     {"--load-format", true, "auto | gguf | safetensors | dummy (default auto)"},
+    {"--device", true, "auto | cpu | cuda (default auto)"},
+    {"--dtype", true,
+     "auto | bfloat16 | float16 | half | float32 | float: CUDA activations (auto: float16 for "
+     "GGUF, else the checkpoint's torch_dtype, else bfloat16)"},
+    {"--gpu-memory-utilization", true, "share of the GPU for this engine (default 0.9)"},
+    {"--tensor-parallel-size", true, "tensor-parallel ranks (CPU threads, or GPUs 0..N-1)"},
     {"--dequantize-gguf", false,
-     "compute GGUF quantized matrices in fp32 instead of in their blocks with Q8 activations"},
+     "CPU: compute GGUF quantized matrices in fp32 instead of in their blocks with Q8 activations"},
     {"--threads", true, "CPU threads for kernels and BLAS (default: all)"},
     {"--block-size", true, "KV cache block size in tokens (default 16)"},
     {"--max-num-batched-tokens", true, "prefill chunk size (default 2048)"},
+    {"--kv-cache-memory", true, "CPU KV cache size in bytes; suffixes K, M, G (default 1G)"},
     {"--help", false, "show this help"},
 };
 
@@ -67,23 +76,6 @@ SamplingParams sampling_params(const ParsedArgs& args, const GenerationDefaults&
   p.ignore_eos = args.has("--ignore-eos");
   if (p.max_tokens < 1) throw UsageError("--max-tokens must be >= 1");
   return p;
-}
-
-// One sequence's batch: tokens [begin, end) of `tokens`, whose first begin are already cached.
-ForwardBatch sequence_batch(const std::vector<int32_t>& tokens, int64_t begin, int64_t end,
-                            const std::vector<int32_t>& block_table, int64_t block_size) {
-  ForwardBatch batch;
-  for (int64_t i = begin; i < end; ++i) {
-    batch.token_ids.push_back(tokens[i]);
-    batch.positions.push_back(static_cast<int32_t>(i));
-    batch.slot_mapping.push_back(block_table[i / block_size] * block_size + i % block_size);
-  }
-  batch.query_start_loc = {0, static_cast<int32_t>(end - begin)};
-  batch.seq_lens = {static_cast<int32_t>(end)};
-  batch.block_tables = block_table;
-  batch.max_blocks_per_seq = static_cast<int32_t>(block_table.size());
-  batch.logits_indices = {static_cast<int32_t>(end - begin - 1)};
-  return batch;
 }
 
 // The model's tokenizer: tokenizer.json of a Hugging Face directory, or a GGUF's metadata.
@@ -144,80 +136,74 @@ int run_generate(const Args& raw_args) {
   }
   if (prompt.empty()) throw UsageError("the prompt is empty");
 
-  const int threads = static_cast<int>(args.int_value("--threads", 0));
-  set_cpu_num_threads(threads);
   const LoadFormat format = parse_load_format(args.value("--load-format").value_or("auto"));
   const GenerationDefaults defaults = format == LoadFormat::kDummy
                                           ? GenerationDefaults{}
                                           : load_model_generation_defaults(model_path);
   const SamplingParams params = sampling_params(args, defaults);
 
-  const auto load_start = Clock::now();
-  LoadOptions load_options;
-  load_options.num_threads = threads;
-  load_options.keep_quantized = !args.has("--dequantize-gguf");
-  LlamaModel model(load_llama_checkpoint(model_path, format, load_options));
-  const double load_s = seconds_since(load_start);
-  const ModelConfig& config = model.config();
-  std::printf("model: %s (%s, %lld layers, hidden %lld, vocab %lld) loaded in %.2f s, %d threads\n",
-              model_path.c_str(), config.architecture.c_str(),
-              static_cast<long long>(config.num_hidden_layers),
-              static_cast<long long>(config.hidden_size), static_cast<long long>(config.vocab_size),
-              load_s, cpu_num_threads());
-
-  const int64_t block_size = args.int_value("--block-size", 16);
-  const int64_t chunk = args.int_value("--max-num-batched-tokens", 2048);
-  if (block_size < 1 || chunk < 1) {
-    throw UsageError("--block-size and --max-num-batched-tokens must be >= 1");
+  EngineArgs engine_args;
+  engine_args.model = model_path;
+  engine_args.load_format = args.value("--load-format").value_or("auto");
+  engine_args.device = args.value("--device").value_or("auto");
+  read_shared_engine_flags(args, engine_args);
+  engine_args.num_cpu_threads = static_cast<int32_t>(args.int_value("--threads", 0));
+  engine_args.block_size = static_cast<int32_t>(args.int_value("--block-size", 16));
+  engine_args.max_num_batched_tokens =
+      static_cast<int32_t>(args.int_value("--max-num-batched-tokens", 2048));
+  if (engine_args.num_cpu_threads < 0 || engine_args.block_size < 1 ||
+      engine_args.max_num_batched_tokens < 1) {
+    throw UsageError("--threads must be >= 0, --block-size and --max-num-batched-tokens >= 1");
   }
-  const int64_t max_len = static_cast<int64_t>(prompt.size()) + params.max_tokens;
-  const int64_t num_blocks = (max_len + block_size - 1) / block_size;
-  KvCache cache(model.kv_cache_shape(num_blocks, block_size));
-  std::vector<int32_t> block_table(num_blocks);
-  for (int64_t b = 0; b < num_blocks; ++b) block_table[b] = static_cast<int32_t>(b);
+  if (auto bytes = args.value("--kv-cache-memory")) {
+    engine_args.kv_cache_memory_bytes = parse_bytes("--kv-cache-memory", *bytes);
+  }
+  engine_args.max_model_len = static_cast<int32_t>(prompt.size()) + params.max_tokens;
 
-  std::vector<int32_t> eos;
-  for (int64_t id : defaults.eos_token_ids.empty() ? config.eos_token_ids : defaults.eos_token_ids)
-    eos.push_back(static_cast<int32_t>(id));
-  Sampler sampler(eos);
-  std::vector<int32_t> tokens = prompt;
   std::vector<int32_t> output;
-  auto sample = [&](const HostTensor& logits) {
-    SamplingRequest request{&params, prompt, output};
-    const int32_t token = sampler.sample(logits, std::span(&request, 1))[0].token_id;
-    output.push_back(token);
-    tokens.push_back(token);
-    return !params.ignore_eos && std::find(eos.begin(), eos.end(), token) != eos.end();
+  double load_s = 0.0, prefill_s = 0.0, decode_s = 0.0;
+  std::string device;
+  asio::io_context context;
+  std::exception_ptr failure;
+  auto body = [&]() -> asio::awaitable<void> {
+    const auto load_start = Clock::now();
+    Engine engine = co_await Engine::create(engine_args);
+    load_s = seconds_since(load_start);
+    device = engine.device_name();
+    const ModelConfig& config = engine.model_config();
+    std::printf("model: %s (%s, %lld layers, hidden %lld, vocab %lld) loaded in %.2f s on %s\n",
+                model_path.c_str(), config.architecture.c_str(),
+                static_cast<long long>(config.num_hidden_layers),
+                static_cast<long long>(config.hidden_size),
+                static_cast<long long>(config.vocab_size), load_s, device.c_str());
+    std::optional<Clock::time_point> first_token;
+    const auto start = Clock::now();
+    Completion completion = co_await engine.generate(prompt, params, [&](const TokenDelta& delta) {
+      if (!first_token && !delta.token_ids.empty()) first_token = Clock::now();
+    });
+    const auto end = Clock::now();
+    output = completion.outputs.at(0).token_ids;
+    if (first_token) {
+      prefill_s = std::chrono::duration<double>(*first_token - start).count();
+      decode_s = std::chrono::duration<double>(end - *first_token).count();
+    }
+    co_await engine.shutdown();
   };
-
-  const auto prefill_start = Clock::now();
-  HostTensor logits;
-  for (int64_t begin = 0; begin < static_cast<int64_t>(prompt.size()); begin += chunk) {
-    const int64_t end = std::min<int64_t>(begin + chunk, static_cast<int64_t>(prompt.size()));
-    logits = model.forward(sequence_batch(tokens, begin, end, block_table, block_size), cache);
-  }
-  const double prefill_s = seconds_since(prefill_start);
-  bool stopped = sample(logits);
-
-  const auto decode_start = Clock::now();
-  int64_t decode_steps = 0;
-  while (!stopped && static_cast<int>(output.size()) < params.max_tokens) {
-    const auto n = static_cast<int64_t>(tokens.size());
-    logits = model.forward(sequence_batch(tokens, n - 1, n, block_table, block_size), cache);
-    stopped = sample(logits);
-    ++decode_steps;
-  }
-  const double decode_s = seconds_since(decode_start);
+  asio::co_spawn(context, body(), [&](std::exception_ptr e) { failure = e; });
+  context.run();
+  if (failure) std::rethrow_exception(failure);
 
   std::printf("prompt: %zu tokens\n", prompt.size());
   std::printf("output token ids: %s\n", join(output).c_str());
   if (tokenizer) std::printf("output text: %s\n", tokenizer->decode(output).c_str());
-  std::printf("prefill: %zu tokens in %.3f s = %.1f tokens/s\n", prompt.size(), prefill_s,
-              static_cast<double>(prompt.size()) / prefill_s);
-  if (decode_steps > 0) {
-    std::printf("decode: %lld tokens in %.3f s = %.1f tokens/s\n",
-                static_cast<long long>(decode_steps), decode_s,
-                static_cast<double>(decode_steps) / decode_s);
+  if (prefill_s > 0.0) {
+    std::printf("prefill: %zu tokens in %.3f s = %.1f tokens/s\n", prompt.size(), prefill_s,
+                static_cast<double>(prompt.size()) / prefill_s);
+  }
+  if (output.size() > 1 && decode_s > 0.0) {
+    const auto decoded = static_cast<long long>(output.size() - 1);
+    std::printf("decode: %lld tokens in %.3f s = %.1f tokens/s\n", decoded, decode_s,
+                static_cast<double>(decoded) / decode_s);
   }
   return 0;
 }
