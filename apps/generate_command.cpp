@@ -2,10 +2,9 @@
 // cpu|cuda|auto, the CUDA flags as serve's). Prints the continuation and the prefill / decode
 // throughput: prefill = prompt tokens / time to the first token; decode = the later tokens /
 // the time after the first.
-#include <algorithm>
 #include <chrono>
 #include <cstdio>
-#include <filesystem>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -17,9 +16,6 @@
 #include "apps/engine_flags.hpp"
 #include "apps/subcommands.hpp"
 #include "engine/engine.hpp"
-#include "model/gguf.hpp"
-#include "model/model_loader.hpp"
-#include "model/tokenizer.hpp"
 
 namespace vllm::apps {
 namespace {
@@ -59,16 +55,14 @@ double seconds_since(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
 }
 
-SamplingParams sampling_params(const ParsedArgs& args, const GenerationDefaults& defaults) {
-  SamplingParams p;
-  // Like vLLM: the model's generation config supplies defaults the user did not set.
-  p.temperature =
-      static_cast<float>(args.float_value("--temperature", defaults.temperature.value_or(1.0f)));
-  p.top_p = static_cast<float>(args.float_value("--top-p", defaults.top_p.value_or(1.0f)));
-  p.top_k = static_cast<int>(args.int_value("--top-k", defaults.top_k.value_or(0)));
-  p.min_p = static_cast<float>(args.float_value("--min-p", defaults.min_p.value_or(0.0f)));
-  p.repetition_penalty = static_cast<float>(
-      args.float_value("--repetition-penalty", defaults.repetition_penalty.value_or(1.0f)));
+// The flags given, over the engine's defaults (the model's generation config, as vLLM applies it).
+SamplingParams sampling_params(const ParsedArgs& args, SamplingParams p) {
+  p.temperature = static_cast<float>(args.float_value("--temperature", p.temperature));
+  p.top_p = static_cast<float>(args.float_value("--top-p", p.top_p));
+  p.top_k = static_cast<int>(args.int_value("--top-k", p.top_k));
+  p.min_p = static_cast<float>(args.float_value("--min-p", p.min_p));
+  p.repetition_penalty =
+      static_cast<float>(args.float_value("--repetition-penalty", p.repetition_penalty));
   p.presence_penalty = static_cast<float>(args.float_value("--presence-penalty", 0.0));
   p.frequency_penalty = static_cast<float>(args.float_value("--frequency-penalty", 0.0));
   p.max_tokens = static_cast<int>(args.int_value("--max-tokens", 16));
@@ -76,24 +70,6 @@ SamplingParams sampling_params(const ParsedArgs& args, const GenerationDefaults&
   p.ignore_eos = args.has("--ignore-eos");
   if (p.max_tokens < 1) throw UsageError("--max-tokens must be >= 1");
   return p;
-}
-
-// The model's tokenizer: tokenizer.json of a Hugging Face directory, or a GGUF's metadata.
-// Empty when the checkpoint has none.
-std::optional<Tokenizer> load_tokenizer(const std::filesystem::path& model) {
-  std::filesystem::path dir = model;
-  if (!std::filesystem::is_directory(model)) {
-    if (model.filename() != "config.json") {
-      if (detect_load_format(model) == LoadFormat::kGguf) {
-        return Tokenizer::from_gguf(GgufFile::open(model));
-      }
-    }
-    dir = model.parent_path();
-  }
-  if (std::filesystem::exists(dir / "tokenizer.json")) {
-    return Tokenizer::from_tokenizer_json(dir / "tokenizer.json");
-  }
-  return std::nullopt;
 }
 
 std::string join(const std::vector<int32_t>& ids) {
@@ -120,27 +96,17 @@ int run_generate(const Args& raw_args) {
     throw UsageError(
         "give the prompt as --prompt TEXT or as --prompt-token-ids 1,2,3 (one of them)");
   }
-  const std::optional<Tokenizer> tokenizer = load_tokenizer(model_path);
-  std::vector<int32_t> prompt;
-  if (args.has("--prompt")) {
-    if (!tokenizer) {
-      throw UsageError(model_path +
-                       " has no tokenizer (tokenizer.json or GGUF tokenizer "
-                       "metadata): use --prompt-token-ids");
-    }
-    prompt = tokenizer->encode(*args.value("--prompt"));
+  Prompt prompt;
+  if (auto text = args.value("--prompt")) {
+    prompt = *text;
   } else {
-    for (int64_t id : args.int_list("--prompt-token-ids")) {
-      prompt.push_back(static_cast<int32_t>(id));
-    }
+    std::vector<int32_t> ids;
+    for (int64_t id : args.int_list("--prompt-token-ids")) ids.push_back(static_cast<int32_t>(id));
+    if (ids.empty()) throw UsageError("the prompt is empty");
+    prompt = std::move(ids);
   }
-  if (prompt.empty()) throw UsageError("the prompt is empty");
-
-  const LoadFormat format = parse_load_format(args.value("--load-format").value_or("auto"));
-  const GenerationDefaults defaults = format == LoadFormat::kDummy
-                                          ? GenerationDefaults{}
-                                          : load_model_generation_defaults(model_path);
-  const SamplingParams params = sampling_params(args, defaults);
+  // Checked before the model loads (the values are checked again against the model).
+  if (args.int_value("--max-tokens", 16) < 1) throw UsageError("--max-tokens must be >= 1");
 
   EngineArgs engine_args;
   engine_args.model = model_path;
@@ -158,9 +124,8 @@ int run_generate(const Args& raw_args) {
   if (auto bytes = args.value("--kv-cache-memory")) {
     engine_args.kv_cache_memory_bytes = parse_bytes("--kv-cache-memory", *bytes);
   }
-  engine_args.max_model_len = static_cast<int32_t>(prompt.size()) + params.max_tokens;
 
-  std::vector<int32_t> output;
+  Completion completion;
   double load_s = 0.0, prefill_s = 0.0, decode_s = 0.0;
   std::string device;
   asio::io_context context;
@@ -176,13 +141,15 @@ int run_generate(const Args& raw_args) {
                 static_cast<long long>(config.num_hidden_layers),
                 static_cast<long long>(config.hidden_size),
                 static_cast<long long>(config.vocab_size), load_s, device.c_str());
+    const SamplingParams params = sampling_params(args, engine.default_sampling_params());
     std::optional<Clock::time_point> first_token;
-    const auto start = Clock::now();
-    Completion completion = co_await engine.generate(prompt, params, [&](const TokenDelta& delta) {
+    // Named, not a temporary inside the co_await (GCC 12 destroys such temporaries twice).
+    std::function<void(const TokenDelta&)> on_delta = [&](const TokenDelta& delta) {
       if (!first_token && !delta.token_ids.empty()) first_token = Clock::now();
-    });
+    };
+    const auto start = Clock::now();
+    completion = co_await engine.generate(prompt, params, on_delta);
     const auto end = Clock::now();
-    output = completion.outputs.at(0).token_ids;
     if (first_token) {
       prefill_s = std::chrono::duration<double>(*first_token - start).count();
       decode_s = std::chrono::duration<double>(end - *first_token).count();
@@ -193,12 +160,16 @@ int run_generate(const Args& raw_args) {
   context.run();
   if (failure) std::rethrow_exception(failure);
 
-  std::printf("prompt: %zu tokens\n", prompt.size());
+  const std::vector<int32_t>& output = completion.outputs.at(0).token_ids;
+  const size_t prompt_tokens = completion.prompt_token_ids.size();
+  std::printf("prompt: %zu tokens\n", prompt_tokens);
   std::printf("output token ids: %s\n", join(output).c_str());
-  if (tokenizer) std::printf("output text: %s\n", tokenizer->decode(output).c_str());
+  if (!completion.outputs[0].text.empty()) {
+    std::printf("output text: %s\n", completion.outputs[0].text.c_str());
+  }
   if (prefill_s > 0.0) {
-    std::printf("prefill: %zu tokens in %.3f s = %.1f tokens/s\n", prompt.size(), prefill_s,
-                static_cast<double>(prompt.size()) / prefill_s);
+    std::printf("prefill: %zu tokens in %.3f s = %.1f tokens/s\n", prompt_tokens, prefill_s,
+                static_cast<double>(prompt_tokens) / prefill_s);
   }
   if (output.size() > 1 && decode_s > 0.0) {
     const auto decoded = static_cast<long long>(output.size() - 1);
