@@ -1,8 +1,8 @@
 #include "apps/engine_flags.hpp"
 
-#include <algorithm>
-#include <iterator>
 #include <string>
+
+#include "model/dtype.hpp"
 
 namespace vllm::apps {
 
@@ -24,11 +24,7 @@ void read_shared_engine_flags(const ParsedArgs& args, EngineArgs& engine) {
       static_cast<int32_t>(args.int_value("--max-prefill-tokens-per-decode", -1));
   engine.dequantize_gguf = args.has("--dequantize-gguf");
   engine.dtype = args.value("--dtype").value_or("auto");
-  static const char* kDtypes[] = {"auto", "bfloat16", "float16", "half", "float32", "float"};
-  if (std::find(std::begin(kDtypes), std::end(kDtypes), engine.dtype) == std::end(kDtypes)) {
-    throw UsageError("--dtype must be auto, bfloat16, float16, half, float32 or float, got '" +
-                     engine.dtype + "'");
-  }
+  parse_dtype(engine.dtype);  // refused here, before the model loads
 }
 
 }  // namespace vllm::apps

@@ -27,6 +27,7 @@
 #include "engine/sample_output.hpp"
 #include "kernels/cpu/cpu_threads.hpp"
 #include "model/chat_template.hpp"
+#include "model/dtype.hpp"
 #include "model/gguf.hpp"
 #include "model/model_loader.hpp"
 #include "model/tokenizer.hpp"
@@ -391,23 +392,9 @@ asio::awaitable<Engine> Engine::create(EngineArgs args) {
   }
   const bool use_cuda = args.device == "cuda" || (args.device == "auto" && have_gpu);
   args.device = use_cuda ? "cuda" : "cpu";
-  {
-    const std::string& d = args.dtype;
-    if (d != "auto" && d != "bfloat16" && d != "float16" && d != "half" && d != "float32" &&
-        d != "float") {
-      throw std::invalid_argument(
-          "--dtype must be auto, bfloat16, float16, half, float32 or "
-          "float, got '" +
-          d + "'");
-    }
-    if (use_cuda && (d == "float32" || d == "float")) {
-      throw std::invalid_argument("--dtype " + d +
-                                  ": the CUDA backend computes in bfloat16 or float16; use "
-                                  "--device cpu for float32");
-    }
-    if (!use_cuda && d != "auto" && d != "float32" && d != "float") {
-      log->warn("--dtype {}: the CPU backend computes in float32", d);
-    }
+  const DtypeChoice dtype = parse_dtype(args.dtype);
+  if (!use_cuda && (dtype == DtypeChoice::kBfloat16 || dtype == DtypeChoice::kFloat16)) {
+    log->warn("--dtype {}: the CPU backend computes in float32", args.dtype);
   }
   if (args.block_size < 1 || args.max_num_seqs < 1 || args.max_num_batched_tokens < 1) {
     throw std::invalid_argument(
@@ -437,6 +424,11 @@ asio::awaitable<Engine> Engine::create(EngineArgs args) {
   if (args.num_cpu_threads > 0) set_cpu_num_threads(args.num_cpu_threads);
   LoadFormat format = parse_load_format(args.load_format);
   fs::path model_path = args.model;
+#if VLLM_HAVE_CUDA
+  // Resolved, or refused (float32), before the model loads.
+  const cuda::ActivationType cuda_dtype =
+      use_cuda ? cuda_activation_type(dtype, model_path, format) : cuda::ActivationType::kBf16;
+#endif
   if (args.served_model_name.empty()) args.served_model_name = model_path.filename().string();
 
   impl->threads = std::make_unique<ThreadModel>(1);
@@ -541,7 +533,7 @@ asio::awaitable<Engine> Engine::create(EngineArgs args) {
     cuda_config.num_kv_blocks_override = args.num_kv_blocks_override;
     cuda_config.max_num_batched_tokens = args.max_num_batched_tokens;
     cuda_config.seed = args.seed;
-    cuda_config.dtype = cuda_activation_type(args.dtype, model_path, format);
+    cuda_config.dtype = cuda_dtype;
     log->info("CUDA activations: {}{}", cuda::activation_type_name(cuda_config.dtype),
               args.dtype == "auto" ? " (--dtype auto)" : "");
     if (args.tensor_parallel_size > 1) {

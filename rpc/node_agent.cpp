@@ -69,7 +69,7 @@ Hosted make_cuda_worker(asio::any_io_executor executor, const WorkerSpec& spec,
   config.num_kv_blocks_override = spec.num_kv_blocks_override;
   config.seed = spec.seed;
   config.device = spec.device_index;
-  config.dtype = cuda_activation_type("auto", spec.model_path, format);
+  config.dtype = cuda_activation_type(DtypeChoice::kAuto, spec.model_path, format);
   cuda::check_cuda(cudaSetDevice(spec.device_index), "cudaSetDevice");
   LlamaWeights weights =
       load_llama_weights(spec.model_path, format, LoadOptions{.seed = spec.seed});

@@ -26,20 +26,19 @@ std::string checkpoint_dtype(const std::filesystem::path& model) {
 
 }  // namespace
 
-cuda::ActivationType cuda_activation_type(const std::string& dtype,
-                                          const std::filesystem::path& model, LoadFormat format) {
-  if (dtype == "bfloat16") return cuda::ActivationType::kBf16;
-  if (dtype == "float16" || dtype == "half") return cuda::ActivationType::kFp16;
-  if (dtype == "float32" || dtype == "float") {
-    throw std::invalid_argument("--dtype " + dtype +
-                                ": the CUDA backend computes in bfloat16 or float16; use "
-                                "--device cpu for float32");
-  }
-  if (dtype != "auto") {
-    throw std::invalid_argument(
-        "--dtype must be auto, bfloat16, float16, half, float32 or float, "
-        "got '" +
-        dtype + "'");
+cuda::ActivationType cuda_activation_type(DtypeChoice dtype, const std::filesystem::path& model,
+                                          LoadFormat format) {
+  switch (dtype) {
+    case DtypeChoice::kBfloat16:
+      return cuda::ActivationType::kBf16;
+    case DtypeChoice::kFloat16:
+      return cuda::ActivationType::kFp16;
+    case DtypeChoice::kFloat32:
+      throw std::invalid_argument(
+          "--dtype float32: the CUDA backend computes in bfloat16 or float16; use --device cpu "
+          "for float32");
+    case DtypeChoice::kAuto:
+      break;
   }
   if (format != LoadFormat::kDummy && detect_load_format(model) == LoadFormat::kGguf) {
     return cuda::ActivationType::kFp16;
