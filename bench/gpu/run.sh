@@ -45,6 +45,25 @@ run() {  # name, command...
 }
 row() { rows+=("$*"); }
 
+# The Llama-3-8B-shaped dummy model on our engine with TP=$1: single-request decode time per
+# output token ((t(256 out) - t(1 out)) / 255) and offline throughput of $n requests 512 -> 256.
+# Sets ours_decode and ours_tput.
+ours_8b() {
+  local tp=$1 common=(--model /tmp/llama8b --load-format dummy --device cuda --tensor-parallel-size "$1")
+  run tp${tp}_8b_latency_256 "$bin/vllm-cpp" bench latency "${common[@]}" --input-len 512 \
+    --output-len 256 --num-iters 3 --num-iters-warmup 1
+  run tp${tp}_8b_latency_1 "$bin/vllm-cpp" bench latency "${common[@]}" --input-len 512 \
+    --output-len 1 --num-iters 5 --num-iters-warmup 1
+  run tp${tp}_8b_throughput "$bin/vllm-cpp" bench throughput "${common[@]}" --num-prompts "$n" \
+    --input-len 512 --output-len 256
+  local t256 t1
+  t256=$(awk -F'|' '/^\| *[0-9]/ {print $2; exit}' "$out/tp${tp}_8b_latency_256.log" | tr -d ' ')
+  t1=$(awk -F'|' '/^\| *[0-9]/ {print $2; exit}' "$out/tp${tp}_8b_latency_1.log" | tr -d ' ')
+  ours_decode=$(awk -v a="$t256" -v b="$t1" 'BEGIN {if (a && b) printf "%.2f", (a - b) / 255 * 1000}')
+  ours_tput=$(awk -F'|' '/^\| *[0-9]/ {printf "%s req/s, %s output tok/s", $2, $4; exit}' \
+    "$out/tp${tp}_8b_throughput.log" | tr -s ' ')
+}
+
 if [ "$stage" = gpu ]; then
   run runtime_cuda "$bin/test_runtime" "[cuda]"
   run kernels "$bin/test_kernels" "[cuda]"
@@ -57,19 +76,8 @@ if [ "$stage" = gpu ]; then
   if [ -z "${SKIP_8B:-}" ]; then
     python3 bench/gpu/bench_8b.py config /tmp/llama8b
     n="${NUM_REQUESTS:-1000}"
-    common=(--model /tmp/llama8b --load-format dummy --device cuda)
-    run ours_8b_latency_256 "$bin/vllm-cpp" bench latency "${common[@]}" --input-len 512 \
-      --output-len 256 --num-iters 3 --num-iters-warmup 1
-    run ours_8b_latency_1 "$bin/vllm-cpp" bench latency "${common[@]}" --input-len 512 \
-      --output-len 1 --num-iters 5 --num-iters-warmup 1
-    run ours_8b_throughput "$bin/vllm-cpp" bench throughput "${common[@]}" --num-prompts "$n" \
-      --input-len 512 --output-len 256
+    ours_8b 1
     NUM_REQUESTS="$n" run hf_8b python3 bench/gpu/bench_8b.py hf "$out/hf_8b.json"
-    mean() { awk -F'|' '/^\| *[0-9]/ {print $2; exit}' "$out/$1.log" | tr -d ' '; }
-    t256=$(mean ours_8b_latency_256); t1=$(mean ours_8b_latency_1)
-    ours_decode=$(awk -v a="$t256" -v b="$t1" 'BEGIN {if (a && b) printf "%.2f", (a - b) / 255 * 1000}')
-    ours_tput=$(awk -F'|' '/^\| *[0-9]/ {printf "%s req/s, %s output tok/s", $2, $4; exit}' \
-      "$out/ours_8b_throughput.log" | tr -s ' ')
     hf=$(python3 -c "import json; d=json.load(open('$out/hf_8b.json')); print('%.2f|%.2f req/s, %.1f output tok/s (batches of %d)' % (d['decode_ms_per_token'], d['requests_per_s'], d['output_tok_per_s'], d['batch']))" 2>/dev/null)
     row "| Llama-3-8B shape, bf16: decode ms/token (1 request, 512 in) | ${ours_decode:-?} | ${hf%%|*} |"
     row "| Llama-3-8B shape: $n requests 512 -> 256 | ${ours_tput:-?} | ${hf#*|} |"
@@ -85,21 +93,10 @@ if [ "$stage" = tp ]; then
   fi
   if [ -z "${SKIP_8B:-}" ]; then
     n="${NUM_REQUESTS:-1000}"
-    common=(--model /tmp/llama8b --load-format dummy --device cuda)
     for tp in 1 2; do
-      run tp${tp}_8b_latency_256 "$bin/vllm-cpp" bench latency "${common[@]}" --tensor-parallel-size $tp \
-        --input-len 512 --output-len 256 --num-iters 3 --num-iters-warmup 1
-      run tp${tp}_8b_latency_1 "$bin/vllm-cpp" bench latency "${common[@]}" --tensor-parallel-size $tp \
-        --input-len 512 --output-len 1 --num-iters 5 --num-iters-warmup 1
-      run tp${tp}_8b_throughput "$bin/vllm-cpp" bench throughput "${common[@]}" \
-        --tensor-parallel-size $tp --num-prompts "$n" --input-len 512 --output-len 256
-      mean() { awk -F'|' '/^\| *[0-9]/ {print $2; exit}' "$out/$1.log" | tr -d ' '; }
-      t256=$(mean tp${tp}_8b_latency_256); t1=$(mean tp${tp}_8b_latency_1)
-      decode=$(awk -v a="$t256" -v b="$t1" 'BEGIN {if (a && b) printf "%.2f", (a - b) / 255 * 1000}')
-      tput=$(awk -F'|' '/^\| *[0-9]/ {printf "%s req/s, %s output tok/s", $2, $4; exit}' \
-        "$out/tp${tp}_8b_throughput.log" | tr -s ' ')
-      row "| Llama-3-8B shape, bf16, TP=$tp: decode ms/token (1 request, 512 in) | ${decode:-?} | |"
-      row "| Llama-3-8B shape, TP=$tp: $n requests 512 -> 256 | ${tput:-?} | |"
+      ours_8b $tp
+      row "| Llama-3-8B shape, bf16, TP=$tp: decode ms/token (1 request, 512 in) | ${ours_decode:-?} | |"
+      row "| Llama-3-8B shape, TP=$tp: $n requests 512 -> 256 | ${ours_tput:-?} | |"
     done
   fi
 fi
