@@ -40,23 +40,29 @@ def free_port() -> int:
 
 
 class Server:
-    def __init__(self, extra_args=(), env=None):
+    """`vllm-cpp serve` of the bundled model with the suite's flags (and $VLLM_CPP_SERVE_ARGS),
+    or of `model` with only `extra_args` besides host, port, name and shutdown timeout."""
+
+    def __init__(self, extra_args=(), env=None, model=None):
         if not BINARY.exists():
             pytest.skip(f"{BINARY} is not built")
-        if not bundled_model().exists():
+        if model is None and not bundled_model().exists():
             pytest.skip(f"the bundled model {bundled_model()} is missing (scripts/fetch-model)")
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.log_path = BUILD / f"pytest-serve-{self.port}.log"
-        args = [
-            str(BINARY), "serve", str(bundled_model()),
-            "--host", "127.0.0.1", "--port", str(self.port),
-            "--served-model-name", MODEL_NAME,
+        suite_flags = [] if model is not None else [
             "--max-model-len", str(MAX_MODEL_LEN),
             "--max-request-body-bytes", str(MAX_BODY_BYTES),
             "--http-read-timeout", str(READ_TIMEOUT_S),
-            "--shutdown-timeout", "10",
             *os.environ.get("VLLM_CPP_SERVE_ARGS", "").split(),
+        ]
+        args = [
+            str(BINARY), "serve", str(model if model is not None else bundled_model()),
+            "--host", "127.0.0.1", "--port", str(self.port),
+            "--served-model-name", MODEL_NAME,
+            "--shutdown-timeout", "10",
+            *suite_flags,
             *extra_args,
         ]
         self.log = open(self.log_path, "w")

@@ -14,15 +14,13 @@ import concurrent.futures
 import json
 import shutil
 import signal
-import subprocess
-import time
 from pathlib import Path
 
 import openai
 import pytest
 import requests
 
-from conftest import BINARY, BUILD, MODEL_NAME, REPO, free_port
+from conftest import MODEL_NAME, REPO, Server, free_port
 from test_cluster import ClusterUp, node_table, write_manifest
 
 TOKENIZER = REPO / "tests" / "reference" / "data" / "tokenizers" / "gpt2" / "tokenizer.json"
@@ -46,48 +44,11 @@ def llama_dir(tmp_path_factory) -> Path:
     return directory
 
 
-class SingleServer:
-    """`vllm-cpp serve` of the same dummy model in one process (no TP, no PP)."""
-
-    def __init__(self, model: Path):
-        if not BINARY.exists():
-            pytest.skip(f"{BINARY} is not built")
-        self.port = free_port()
-        self.base_url = f"http://127.0.0.1:{self.port}"
-        self.log_path = BUILD / f"pytest-serve-dummy-{self.port}.log"
-        self.log = open(self.log_path, "w")
-        self.proc = subprocess.Popen(
-            [str(BINARY), "serve", str(model), "--device", "cpu", "--load-format", "dummy",
-             "--seed", str(SEED),
-             "--host", "127.0.0.1", "--port", str(self.port), "--served-model-name", MODEL_NAME,
-             "--max-model-len", "256", "--kv-cache-memory", "32M",
-             "--max-num-batched-tokens", "512", "--threads", "1", "--shutdown-timeout", "10"],
-            stdout=self.log, stderr=subprocess.STDOUT)
-        deadline = time.time() + 60
-        while time.time() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"vllm-cpp serve exited with {self.proc.returncode}:\n"
-                                   + self.log_path.read_text()[-3000:])
-            try:
-                if requests.get(self.base_url + "/health", timeout=2).status_code == 200:
-                    return
-            except requests.RequestException:
-                pass
-            time.sleep(0.2)
-        self.stop()
-        raise RuntimeError("vllm-cpp serve did not become healthy:\n"
-                           + self.log_path.read_text()[-3000:])
-
-    def stop(self) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.log.close()
-        return self.proc.returncode
+def single_server(model: Path) -> Server:
+    """`vllm-cpp serve` of the same dummy model in one process (no TP, no PP), on the CPU."""
+    return Server(model=model, extra_args=[
+        "--device", "cpu", "--load-format", "dummy", "--seed", str(SEED), "--max-model-len", "256",
+        "--kv-cache-memory", "32M", "--max-num-batched-tokens", "512", "--threads", "1"])
 
 
 PROMPTS = [f"Request {i}: the {i * 7} rivers of a country with {i % 5 + 2} seasons are"
@@ -109,7 +70,7 @@ def greedy_outputs(base_url):
 
 @pytest.fixture(scope="module")
 def expected(llama_dir):
-    server = SingleServer(llama_dir)
+    server = single_server(llama_dir)
     try:
         outputs = greedy_outputs(server.base_url)
     finally:
