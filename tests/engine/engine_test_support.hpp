@@ -3,6 +3,9 @@
 
 #include <cstdlib>
 #include <exception>
+#include <filesystem>
+#include <fstream>
+#include <string>
 
 #include <asio/co_spawn.hpp>
 #include <asio/io_context.hpp>
@@ -33,6 +36,36 @@ inline EngineArgs small_engine_args() {
   args.device = "cpu";  // the CPU serving core, also on a machine with a GPU
   args.kv_cache_memory_bytes = int64_t{256} << 20;
   args.max_num_batched_tokens = 512;
+  return args;
+}
+
+// A config.json for --load-format dummy: a Llama of 8 query / 4 KV heads and a 1000-token
+// (padded 1024) vocabulary, so heads, MLP rows and vocabulary divide by 2 and 4.
+inline std::filesystem::path divisible_dummy_model(const std::string& name = "vllm-dummy-llama",
+                                                   int hidden = 128, int intermediate = 512,
+                                                   int layers = 4) {
+  auto dir = std::filesystem::temp_directory_path() / name;
+  std::filesystem::create_directories(dir);
+  std::ofstream(dir / "config.json")
+      << R"({"architectures": ["LlamaForCausalLM"], "model_type": "llama", "vocab_size": 1000,)"
+      << R"( "hidden_size": )" << hidden << R"(, "intermediate_size": )" << intermediate
+      << R"(, "num_hidden_layers": )" << layers
+      << R"(, "num_attention_heads": 8, "num_key_value_heads": 4,
+    "max_position_embeddings": 512, "rms_norm_eps": 1e-5, "rope_theta": 10000.0,
+    "tie_word_embeddings": false, "bos_token_id": 1, "eos_token_id": 2})";
+  return dir;
+}
+
+// Engine arguments for that model on the CPU, small enough for CI; chunked prefill (256-token
+// steps) mixes with decodes.
+inline EngineArgs divisible_dummy_args() {
+  EngineArgs args;
+  args.model = divisible_dummy_model().string();
+  args.load_format = "dummy";
+  args.device = "cpu";
+  args.seed = 7;
+  args.kv_cache_memory_bytes = int64_t{32} << 20;
+  args.max_num_batched_tokens = 256;
   return args;
 }
 

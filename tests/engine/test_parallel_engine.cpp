@@ -56,31 +56,6 @@ Outputs generate_all(EngineArgs args, const std::vector<std::vector<int32_t>>& p
   return outputs;
 }
 
-// A dummy-weight Llama whose 8 heads / 4 KV heads / 512 MLP rows / 1000 (padded 1024) vocabulary
-// rows divide by 2 and 4.
-std::filesystem::path divisible_dummy_model() {
-  auto dir = std::filesystem::temp_directory_path() / "vllm-parallel-dummy-llama";
-  std::filesystem::create_directories(dir);
-  std::ofstream(dir / "config.json") << R"({
-    "architectures": ["LlamaForCausalLM"], "model_type": "llama",
-    "vocab_size": 1000, "hidden_size": 128, "intermediate_size": 512,
-    "num_hidden_layers": 4, "num_attention_heads": 8, "num_key_value_heads": 4,
-    "max_position_embeddings": 512, "rms_norm_eps": 1e-5, "rope_theta": 10000.0,
-    "tie_word_embeddings": false, "bos_token_id": 1, "eos_token_id": 2})";
-  return dir;
-}
-
-EngineArgs dummy_args() {
-  EngineArgs args;
-  args.model = divisible_dummy_model().string();
-  args.load_format = "dummy";
-  args.device = "cpu";
-  args.seed = 7;
-  args.kv_cache_memory_bytes = int64_t{32} << 20;
-  args.max_num_batched_tokens = 256;  // chunked prefill mixes with decodes
-  return args;
-}
-
 EngineArgs smollm2_args() {
   EngineArgs args = vllm::test::small_engine_args();
   args.device = "cpu";
@@ -113,9 +88,11 @@ TEST_CASE("parallel engine: PP=2 on SmolLM2 gives the single-process greedy toke
 TEST_CASE("parallel engine: TP=2 (Gloo) and PP=2 x TP=2 on a dummy Llama", "[parallel-engine]") {
   const auto prompts = random_prompts(32, 1000, 2);
   const int max_tokens = vllm::test::full_acceptance() ? 48 : 12;
-  const Outputs single = generate_all(dummy_args(), prompts, max_tokens);
-  const Outputs tp2 = generate_all(with_layout(dummy_args(), 2, 1), prompts, max_tokens);
-  const Outputs pp2_tp2 = generate_all(with_layout(dummy_args(), 2, 2), prompts, max_tokens);
+  const Outputs single = generate_all(vllm::test::divisible_dummy_args(), prompts, max_tokens);
+  const Outputs tp2 =
+      generate_all(with_layout(vllm::test::divisible_dummy_args(), 2, 1), prompts, max_tokens);
+  const Outputs pp2_tp2 =
+      generate_all(with_layout(vllm::test::divisible_dummy_args(), 2, 2), prompts, max_tokens);
   // The random model does not just repeat one token: the comparison has something to compare.
   std::set<int32_t> distinct;
   for (const auto& tokens : single) distinct.insert(tokens.begin(), tokens.end());
@@ -148,8 +125,10 @@ TEST_CASE("parallel engine: layouts that do not fit the model are refused before
   };
   CHECK_THROWS_WITH(create(with_layout(smollm2_args(), 2, 1)),
                     Catch::Contains("num_attention_heads (9) must be divisible by it"));
-  CHECK_THROWS_WITH(create(with_layout(dummy_args(), 1, 5)),
+  CHECK_THROWS_WITH(create(with_layout(vllm::test::divisible_dummy_args(), 1, 5)),
                     Catch::Contains("larger than the model's 4 layers"));
-  CHECK_THROWS_WITH(create(with_layout(dummy_args(), 0, 1)), Catch::Contains("must be >= 1"));
-  CHECK_THROWS_AS(create(with_layout(dummy_args(), 16, 1)), vllm::ParallelLayoutError);
+  CHECK_THROWS_WITH(create(with_layout(vllm::test::divisible_dummy_args(), 0, 1)),
+                    Catch::Contains("must be >= 1"));
+  CHECK_THROWS_AS(create(with_layout(vllm::test::divisible_dummy_args(), 16, 1)),
+                  vllm::ParallelLayoutError);
 }

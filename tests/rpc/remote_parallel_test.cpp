@@ -24,33 +24,6 @@ namespace {
 using namespace std::chrono_literals;
 using Outputs = std::vector<std::vector<int32_t>>;
 
-// A config.json for --load-format dummy: a Llama of 8 query / 4 KV heads (divisible by 2).
-std::filesystem::path divisible_dummy_model(const std::string& name = "vllm-rpc-dummy-llama",
-                                            int hidden = 128, int intermediate = 512,
-                                            int layers = 4) {
-  auto dir = std::filesystem::temp_directory_path() / name;
-  std::filesystem::create_directories(dir);
-  std::ofstream(dir / "config.json")
-      << R"({"architectures": ["LlamaForCausalLM"], "model_type": "llama", "vocab_size": 1000,)"
-      << R"( "hidden_size": )" << hidden << R"(, "intermediate_size": )" << intermediate
-      << R"(, "num_hidden_layers": )" << layers
-      << R"(, "num_attention_heads": 8, "num_key_value_heads": 4,
-    "max_position_embeddings": 512, "rms_norm_eps": 1e-5, "rope_theta": 10000.0,
-    "tie_word_embeddings": false, "bos_token_id": 1, "eos_token_id": 2})";
-  return dir;
-}
-
-EngineArgs dummy_args() {
-  EngineArgs args;
-  args.model = divisible_dummy_model().string();
-  args.load_format = "dummy";
-  args.device = "cpu";
-  args.seed = 7;
-  args.kv_cache_memory_bytes = int64_t{32} << 20;
-  args.max_num_batched_tokens = 256;
-  return args;
-}
-
 Outputs generate_all(EngineArgs args, int max_tokens) {
   Outputs outputs;
   test::run_async([&]() -> asio::awaitable<void> {
@@ -76,7 +49,8 @@ Outputs generate_all(EngineArgs args, int max_tokens) {
 // Runs the layout on `agents` (rank r on agents[placement[r].first], device placement[r].second).
 Outputs generate_remote(int32_t tp, int32_t pp, std::vector<testing::AgentThread*> agents,
                         std::vector<std::pair<int, int>> placement, int max_tokens,
-                        EngineArgs args = dummy_args(), const std::string& device = "cpu") {
+                        EngineArgs args = test::divisible_dummy_args(),
+                        const std::string& device = "cpu") {
   auto loop = std::make_shared<KjLoop>("rpc-test");
   std::vector<std::shared_ptr<NodeClient>> nodes;
   for (size_t i = 0; i < agents.size(); ++i) {
@@ -102,7 +76,7 @@ Outputs generate_remote(int32_t tp, int32_t pp, std::vector<testing::AgentThread
 TEST_CASE("TP=2 on one agent, PP=2 on two and PP=2 x TP=2 on four equal one process",
           "[rpc][remote-parallel]") {
   const int max_tokens = 8;
-  const Outputs single = generate_all(dummy_args(), max_tokens);
+  const Outputs single = generate_all(test::divisible_dummy_args(), max_tokens);
   REQUIRE(single.size() == 32);
 
   SECTION("TP=2 within one node (two device slots, Gloo over loopback)") {
@@ -148,7 +122,7 @@ TEST_CASE("TP=2 over two agents: losing one fails the step at once, not at the c
   layout.tensor_parallel_size = 2;
   layout.ranks = {{node_a, 0}, {node_b, 0}};
   layout.collective_timeout = std::chrono::milliseconds(8000);
-  EngineArgs args = dummy_args();
+  EngineArgs args = test::divisible_dummy_args();
   args.worker_factory = [layout](WorkerLaunch launch) {
     return open_remote_worker(layout, std::move(launch));
   };
@@ -199,8 +173,8 @@ TEST_CASE(
     return;
   }
   // Head dim 64 (the CUDA kernels' smallest).
-  EngineArgs args = dummy_args();
-  args.model = divisible_dummy_model("vllm-rpc-dummy-llama-cuda", 512, 1024, 2).string();
+  EngineArgs args = test::divisible_dummy_args();
+  args.model = test::divisible_dummy_model("vllm-rpc-dummy-llama-cuda", 512, 1024, 2).string();
   EngineArgs local = args;
   local.device = "cuda";
   local.gpu_memory_utilization = 0.2;
