@@ -14,6 +14,7 @@
 #include "actors/local_pipeline.hpp"
 #include "actors/scheduler_actor.hpp"
 #include "runtime/when_all.hpp"
+#include "tests/engine/pipeline_test_support.hpp"
 #include "tests/model/llama_test_model.hpp"
 
 using namespace vllm;
@@ -67,55 +68,17 @@ class OverlapProbe final : public Worker {
   std::atomic<int> in_flight_{0};
 };
 
-template <class F>
-void run_async(asio::io_context& context, F body) {
-  context.restart();
-  std::exception_ptr failure;
-  asio::co_spawn(context, body(), [&](std::exception_ptr e) { failure = e; });
-  context.run();
-  if (failure) std::rethrow_exception(failure);
-}
-
 // Every request's greedy tokens through a SchedulerActor over `worker`, all submitted at once
 // with short prompts, so that they all decode together after the first steps.
 std::vector<std::vector<int32_t>> serve(asio::io_context& context, ThreadModel& threads,
                                         std::shared_ptr<Worker> worker,
                                         int32_t max_steps_in_flight) {
-  SchedulerConfig config;
-  config.max_num_batched_tokens = 256;
-  config.max_model_len = 64;
-  KvBlockManagerConfig kv{static_cast<int32_t>(worker->num_kv_blocks()), kBlockSize, true};
-  auto scheduler = std::make_shared<SchedulerActor>(threads.frontend(), Scheduler(config, kv),
-                                                    worker, max_steps_in_flight);
-  std::vector<std::vector<int32_t>> outputs(kRequests);
-  run_async(context, [&]() -> asio::awaitable<void> {
-    std::vector<asio::awaitable<void>> clients;
-    for (int i = 0; i < kRequests; ++i) {
-      clients.push_back(
-          [](SchedulerActor& scheduler, int i, std::vector<int32_t>& out) -> asio::awaitable<void> {
-            NewRequest request;
-            request.id = "r" + std::to_string(i);
-            for (int t = 0; t < 3 + (i * 5) % 8; ++t) {
-              request.prompt_token_ids.push_back((i * 29 + t * 11) % 97);
-            }
-            request.params.temperature = 0;
-            request.params.max_tokens = kMaxTokens;
-            request.params.ignore_eos = true;
-            auto sink = std::make_shared<AsyncStream<RequestEvent>>();
-            co_await scheduler.add_request(request, sink);
-            while (auto event = co_await sink->next()) {
-              REQUIRE_FALSE(event->error);
-              out.insert(out.end(), event->update.new_token_ids.begin(),
-                         event->update.new_token_ids.end());
-            }
-          }(*scheduler, i, outputs[static_cast<size_t>(i)]));
-    }
-    co_await when_all(std::move(clients));
-    co_await scheduler->stop();
-    co_await worker->stop();
-  });
-  CHECK(scheduler->stats().kv_cache_usage == 0.0);
-  return outputs;
+  std::vector<std::vector<int32_t>> prompts(kRequests);
+  for (int i = 0; i < kRequests; ++i) {
+    for (int t = 0; t < 3 + (i * 5) % 8; ++t) prompts[i].push_back((i * 29 + t * 11) % 97);
+  }
+  return test::serve_greedy(context, threads, std::move(worker), max_steps_in_flight, 256,
+                            kBlockSize, prompts, kMaxTokens);
 }
 
 }  // namespace

@@ -13,6 +13,7 @@
 #include "actors/local_pipeline.hpp"
 #include "actors/scheduler_actor.hpp"
 #include "runtime/when_all.hpp"
+#include "tests/engine/pipeline_test_support.hpp"
 #include "tests/model/llama_test_model.hpp"
 
 using namespace vllm;
@@ -21,16 +22,7 @@ namespace {
 
 constexpr int32_t kBlockSize = 4;
 
-// `context` must outlive the worker threads (one may still be inside a post() to it when run()
-// returns): tests declare it before their ThreadModel.
-template <class F>
-void run_async(asio::io_context& context, F body) {
-  context.restart();
-  std::exception_ptr failure;
-  asio::co_spawn(context, body(), [&](std::exception_ptr e) { failure = e; });
-  context.run();
-  if (failure) std::rethrow_exception(failure);
-}
+using test::run_async;
 
 ModelConfig divisible_config() {
   ModelConfig c = test::tiny_config();  // vocab 97, hidden 48, head_dim 16
@@ -173,44 +165,17 @@ TEST_CASE("pipeline worker: a layout that does not fit the model is refused befo
 
 namespace {
 
-// Every request's greedy tokens through a SchedulerActor over `worker`, all submitted at once.
+// Every request's greedy tokens (6 each) through a SchedulerActor over `worker`, all submitted at
+// once; 24-token steps, so prompts arrive in several chunks and steps.
 std::vector<std::vector<int32_t>> serve(asio::io_context& context, ThreadModel& threads,
                                         std::shared_ptr<Worker> worker,
                                         int32_t max_steps_in_flight) {
-  SchedulerConfig config;
-  config.max_num_batched_tokens = 24;  // prompts arrive in several chunks and steps
-  config.max_model_len = 64;
-  KvBlockManagerConfig kv{static_cast<int32_t>(worker->num_kv_blocks()), kBlockSize, true};
-  auto scheduler = std::make_shared<SchedulerActor>(threads.frontend(), Scheduler(config, kv),
-                                                    worker, max_steps_in_flight);
-  std::vector<std::vector<int32_t>> outputs(16);
-  run_async(context, [&]() -> asio::awaitable<void> {
-    std::vector<asio::awaitable<void>> clients;
-    for (int i = 0; i < 16; ++i) {
-      clients.push_back(
-          [](SchedulerActor& scheduler, int i, std::vector<int32_t>& out) -> asio::awaitable<void> {
-            NewRequest request;
-            request.id = "r" + std::to_string(i);
-            for (int t = 0; t < 5 + (i * 7) % 19; ++t)
-              request.prompt_token_ids.push_back((i * 31 + t * 7) % 97);
-            request.params.temperature = 0;
-            request.params.max_tokens = 6;
-            request.params.ignore_eos = true;
-            auto sink = std::make_shared<AsyncStream<RequestEvent>>();
-            co_await scheduler.add_request(request, sink);
-            while (auto event = co_await sink->next()) {
-              REQUIRE_FALSE(event->error);
-              out.insert(out.end(), event->update.new_token_ids.begin(),
-                         event->update.new_token_ids.end());
-            }
-          }(*scheduler, i, outputs[static_cast<size_t>(i)]));
-    }
-    co_await when_all(std::move(clients));
-    co_await scheduler->stop();
-    co_await worker->stop();
-  });
-  CHECK(scheduler->stats().kv_cache_usage == 0.0);
-  return outputs;
+  std::vector<std::vector<int32_t>> prompts(16);
+  for (int i = 0; i < 16; ++i) {
+    for (int t = 0; t < 5 + (i * 7) % 19; ++t) prompts[i].push_back((i * 31 + t * 7) % 97);
+  }
+  return test::serve_greedy(context, threads, std::move(worker), max_steps_in_flight, 24,
+                            kBlockSize, prompts, 6);
 }
 
 }  // namespace
