@@ -42,7 +42,7 @@ constexpr FlagSpec kFlags[] = {
     {"--max-num-batched-tokens", true, "tokens per step (default 2048)"},
     {"--max-prefill-tokens-per-decode", true,
      "prompt tokens per decode in a mixed step (default -1: auto)"},
-    {"--kv-cache-memory", true, "CPU KV cache bytes (default 1 GiB)"},
+    {"--kv-cache-memory", true, "CPU KV cache size in bytes; suffixes K, M, G (default 1G)"},
     {"--no-enable-prefix-caching", false, "turn the prefix cache off"},
     {"--threads", true, "CPU threads (default: all)"},
     {"--seed", true, "seed of the random prompts (default 0)"},
@@ -68,7 +68,9 @@ EngineArgs engine_args(const ParsedArgs& args) {
   engine.max_num_seqs = static_cast<int32_t>(args.int_value("--max-num-seqs", 256));
   engine.max_num_batched_tokens =
       static_cast<int32_t>(args.int_value("--max-num-batched-tokens", 2048));
-  engine.kv_cache_memory_bytes = args.int_value("--kv-cache-memory", int64_t{1} << 30);
+  if (auto bytes = args.value("--kv-cache-memory")) {
+    engine.kv_cache_memory_bytes = parse_bytes("--kv-cache-memory", *bytes);
+  }
   engine.enable_prefix_caching = !args.has("--no-enable-prefix-caching");
   engine.num_cpu_threads = static_cast<int32_t>(args.int_value("--threads", 0));
   return engine;

@@ -1,7 +1,8 @@
 #include "apps/command_line.hpp"
 
-#include <cctype>
 #include <charconv>
+
+#include "runtime/byte_size.hpp"
 
 namespace vllm::apps {
 namespace {
@@ -99,28 +100,9 @@ std::string flags_help(std::span<const FlagSpec> flags) {
 
 // "1G", "512M", "64k", "1GiB", "1073741824" -> bytes.
 int64_t parse_bytes(std::string_view flag, const std::string& text) {
-  size_t used = 0;
-  double value = 0;
-  try {
-    value = std::stod(text, &used);
-  } catch (const std::exception&) {
-    used = 0;
-  }
-  std::string suffix = text.substr(used);
-  for (char& c : suffix) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  if (suffix.ends_with("ib")) suffix.resize(suffix.size() - 2);
-  if (suffix.ends_with("b")) suffix.resize(suffix.size() - 1);
-  double scale = 0;
-  if (suffix.empty()) scale = 1;
-  if (suffix == "k") scale = 1024.0;
-  if (suffix == "m") scale = 1024.0 * 1024;
-  if (suffix == "g") scale = 1024.0 * 1024 * 1024;
-  if (suffix == "t") scale = 1024.0 * 1024 * 1024 * 1024;
-  if (used == 0 || scale == 0 || value <= 0) {
-    throw UsageError(std::string(flag) + ": expected a size like 1073741824, 512M or 1G, got '" +
-                     text + "'");
-  }
-  return static_cast<int64_t>(value * scale);
+  if (auto bytes = parse_byte_size(text)) return *bytes;
+  throw UsageError(std::string(flag) + ": expected a size like 1073741824, 512M or 1G, got '" +
+                   text + "'");
 }
 
 }  // namespace vllm::apps

@@ -6,6 +6,8 @@
 
 #include <toml++/toml.h>
 
+#include "runtime/byte_size.hpp"
+
 namespace vllm::rpc {
 namespace {
 
@@ -77,27 +79,14 @@ class Reader {
     return node->as_boolean()->get();
   }
 
-  // "1G", "512M", 1073741824
+  // "1G", "512M", 1073741824 (runtime/byte_size.hpp)
   std::optional<int64_t> bytes(const toml::table& t, const std::string& where,
                                const std::string& key) const {
     const toml::node* node = t.get(key);
     if (node == nullptr) return std::nullopt;
     if (node->is_integer() && node->as_integer()->get() > 0) return node->as_integer()->get();
     if (node->is_string()) {
-      const std::string text = node->as_string()->get();
-      size_t used = 0;
-      double value = 0;
-      try {
-        value = std::stod(text, &used);
-      } catch (const std::exception&) {
-        used = 0;
-      }
-      std::string suffix = text.substr(used);
-      double scale = suffix.empty() ? 1 : 0;
-      if (suffix == "K" || suffix == "k") scale = 1024.0;
-      if (suffix == "M" || suffix == "m") scale = 1024.0 * 1024;
-      if (suffix == "G" || suffix == "g") scale = 1024.0 * 1024 * 1024;
-      if (used > 0 && scale > 0 && value > 0) return static_cast<int64_t>(value * scale);
+      if (auto bytes = parse_byte_size(node->as_string()->get())) return bytes;
     }
     fail(where + "." + key, "must be a size like 1073741824, \"512M\" or \"1G\"");
   }
