@@ -29,11 +29,7 @@ std::shared_ptr<PipelineWorker> make_local_pipeline_worker(ThreadModel& threads,
   validate_layout({0, tp, 0, pp});
   // Refuse a layout that does not fit before starting any thread.
   for (int32_t rank = 0; rank < tp * pp; ++rank) {
-    ModelConfig resolved = weights.config;
-    if (resolved.num_key_value_heads <= 0) {
-      resolved.num_key_value_heads = resolved.num_attention_heads;
-    }
-    plan_model_shard(resolved, {rank % tp, tp, rank / tp, pp});
+    plan_model_shard(weights.config, {rank % tp, tp, rank / tp, pp});  // defaults KV heads
   }
 
   // The TP ranks of a stage must connect at the same time: one thread per rank.

@@ -112,24 +112,9 @@ LlamaModel::LlamaModel(LlamaCheckpoint checkpoint)
 
 LlamaModel::LlamaModel(LlamaCheckpoint checkpoint, const ParallelLayout& layout,
                        std::shared_ptr<Communicator> tp_group)
-    : config_(checkpoint.weights.config), tp_group_(std::move(tp_group)) {
+    : config_(resolve_model_config(checkpoint.weights.config)), tp_group_(std::move(tp_group)) {
   LlamaWeights& weights = checkpoint.weights;
   ModelConfig& c = config_;
-  if (c.hidden_size <= 0 || c.num_attention_heads <= 0 || c.num_hidden_layers <= 0 ||
-      c.vocab_size <= 0 || c.intermediate_size <= 0) {
-    throw std::invalid_argument(
-        "model config: hidden_size, num_attention_heads, "
-        "num_hidden_layers, vocab_size and intermediate_size must be "
-        "positive");
-  }
-  if (c.num_key_value_heads <= 0) c.num_key_value_heads = c.num_attention_heads;
-  if (c.head_dim <= 0) c.head_dim = c.hidden_size / c.num_attention_heads;
-  if (c.num_attention_heads % c.num_key_value_heads != 0) {
-    throw std::invalid_argument("model config: num_attention_heads (" +
-                                std::to_string(c.num_attention_heads) +
-                                ") is not a multiple of num_key_value_heads (" +
-                                std::to_string(c.num_key_value_heads) + ")");
-  }
   shard_ = plan_model_shard(c, layout);
   if (layout.tp_size > 1 &&
       (!tp_group_ || tp_group_->size() != layout.tp_size || tp_group_->rank() != layout.tp_rank)) {

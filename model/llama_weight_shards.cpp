@@ -106,11 +106,7 @@ LinearWeight cut_linear_columns(const LinearWeight& weight, int64_t begin, int64
 }  // namespace
 
 LlamaWeights shard_llama_weights(const LlamaWeights& weights, const ParallelLayout& layout) {
-  ModelConfig config = weights.config;
-  if (config.num_key_value_heads <= 0) config.num_key_value_heads = config.num_attention_heads;
-  if (config.head_dim <= 0 && config.num_attention_heads > 0) {
-    config.head_dim = config.hidden_size / config.num_attention_heads;
-  }
+  const ModelConfig config = with_head_defaults(weights.config);
   const ModelShard shard = plan_model_shard(config, layout);
   const bool tensor_parallel = layout.tp_size > 1;
   const int64_t head_dim = config.head_dim;
@@ -170,11 +166,7 @@ LlamaCheckpoint shard_llama_checkpoint(const LlamaCheckpoint& checkpoint,
                                        const ParallelLayout& layout) {
   LlamaCheckpoint out;
   out.weights = shard_llama_weights(checkpoint.weights, layout);
-  ModelConfig config = checkpoint.weights.config;
-  if (config.num_key_value_heads <= 0) config.num_key_value_heads = config.num_attention_heads;
-  if (config.head_dim <= 0 && config.num_attention_heads > 0) {
-    config.head_dim = config.hidden_size / config.num_attention_heads;
-  }
+  const ModelConfig config = with_head_defaults(checkpoint.weights.config);
   const ModelShard shard = plan_model_shard(config, layout);
   const bool tensor_parallel = layout.tp_size > 1;
   const int64_t head_dim = config.head_dim;

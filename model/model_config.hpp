@@ -19,7 +19,8 @@ struct RopeScaling {
 };
 
 struct ModelConfig {
-  std::string architecture = "LlamaForCausalLM";  // LlamaForCausalLM | MistralForCausalLM | Qwen2ForCausalLM
+  std::string architecture =
+      "LlamaForCausalLM";  // LlamaForCausalLM | MistralForCausalLM | Qwen2ForCausalLM
   int64_t vocab_size = 0;
   int64_t hidden_size = 0;
   int64_t intermediate_size = 0;
@@ -39,5 +40,13 @@ struct ModelConfig {
   int64_t q_size() const { return num_attention_heads * head_dim; }
   int64_t kv_size() const { return num_key_value_heads * head_dim; }
 };
+
+// `config` with num_key_value_heads (default: num_attention_heads) and head_dim (default:
+// hidden_size / num_attention_heads) filled in where the file left them out.
+ModelConfig with_head_defaults(ModelConfig config);
+
+// The config as the models read it: with_head_defaults, after checking that the sizes are
+// positive and the query heads a multiple of the KV heads (std::invalid_argument otherwise).
+ModelConfig resolve_model_config(ModelConfig config);
 
 }  // namespace vllm

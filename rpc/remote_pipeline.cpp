@@ -17,9 +17,7 @@ namespace vllm::rpc {
 
 int64_t kv_blocks_for_layout(const ModelConfig& model_config, int32_t tp, int32_t pp,
                              int32_t block_size, int64_t bytes_per_rank, int64_t element_bytes) {
-  ModelConfig config = model_config;
-  if (config.num_key_value_heads <= 0) config.num_key_value_heads = config.num_attention_heads;
-  if (config.head_dim <= 0) config.head_dim = config.hidden_size / config.num_attention_heads;
+  const ModelConfig config = with_head_defaults(model_config);
   int64_t blocks = std::numeric_limits<int64_t>::max();
   for (int32_t rank = 0; rank < tp * pp; ++rank) {
     const ModelShard shard = plan_model_shard(config, ParallelLayout{rank % tp, tp, rank / tp, pp});

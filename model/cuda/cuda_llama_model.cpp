@@ -162,25 +162,11 @@ CudaLlamaModel::CudaLlamaModel(LlamaWeights weights, cuda::ActivationType type,
 CudaLlamaModel::CudaLlamaModel(LlamaWeights weights, cuda::ActivationType type,
                                int32_t max_num_batched_tokens, const ParallelLayout& layout,
                                std::shared_ptr<cuda::NcclGroup> tp_group)
-    : config_(weights.config),
+    : config_(resolve_model_config(weights.config)),
       tp_group_(std::move(tp_group)),
       type_(type),
       max_tokens_(max_num_batched_tokens) {
   ModelConfig& c = config_;
-  if (c.hidden_size <= 0 || c.num_attention_heads <= 0 || c.num_hidden_layers <= 0 ||
-      c.vocab_size <= 0 || c.intermediate_size <= 0) {
-    throw std::invalid_argument(
-        "model config: hidden_size, num_attention_heads, num_hidden_layers, vocab_size and "
-        "intermediate_size must be positive");
-  }
-  if (c.num_key_value_heads <= 0) c.num_key_value_heads = c.num_attention_heads;
-  if (c.head_dim <= 0) c.head_dim = c.hidden_size / c.num_attention_heads;
-  if (c.num_attention_heads % c.num_key_value_heads != 0) {
-    throw std::invalid_argument("model config: num_attention_heads (" +
-                                std::to_string(c.num_attention_heads) +
-                                ") is not a multiple of num_key_value_heads (" +
-                                std::to_string(c.num_key_value_heads) + ")");
-  }
   if (c.head_dim != 64 && c.head_dim != 128) {
     throw std::invalid_argument("the CUDA backend supports head_dim 64 and 128; the model has " +
                                 std::to_string(c.head_dim));
