@@ -6,11 +6,13 @@
 #include <filesystem>
 #include <fstream>
 #include <string>
+#include <vector>
 
 #include <asio/co_spawn.hpp>
 #include <asio/io_context.hpp>
 
 #include "engine/engine.hpp"
+#include "runtime/when_all.hpp"
 #include "tests/support/test_paths.hpp"
 
 namespace vllm::test {
@@ -37,6 +39,36 @@ inline EngineArgs small_engine_args() {
   args.kv_cache_memory_bytes = int64_t{256} << 20;
   args.max_num_batched_tokens = 512;
   return args;
+}
+
+// Each prompt's greedy tokens (EOS ignored) on one engine: every request alone, then all at once.
+struct GreedyRuns {
+  std::vector<std::vector<int32_t>> alone, together;
+  std::string device;  // the engine's device_name()
+};
+
+inline GreedyRuns greedy_alone_and_together(const EngineArgs& args,
+                                            const std::vector<std::vector<int32_t>>& prompts,
+                                            int32_t max_tokens) {
+  GreedyRuns runs;
+  run_async([&]() -> asio::awaitable<void> {
+    Engine engine = co_await Engine::create(args);
+    runs.device = engine.device_name();
+    SamplingParams params;
+    params.temperature = 0.0f;
+    params.max_tokens = max_tokens;
+    params.ignore_eos = true;
+    for (const auto& prompt : prompts) {
+      Completion out = co_await engine.generate(prompt, params);
+      runs.alone.push_back(out.outputs[0].token_ids);
+    }
+    std::vector<asio::awaitable<Completion>> all;
+    for (const auto& prompt : prompts) all.push_back(engine.generate(prompt, params));
+    auto results = co_await when_all(std::move(all));
+    for (auto& r : results) runs.together.push_back(r.outputs[0].token_ids);
+    co_await engine.shutdown(10000);
+  });
+  return runs;
 }
 
 // A config.json for --load-format dummy: a Llama of 8 query / 4 KV heads and a 1000-token

@@ -26,7 +26,6 @@
 #include "model/cuda/cuda_llama_model.hpp"
 #include "model/model_loader.hpp"
 #include "runtime/cuda/cuda_await.hpp"
-#include "runtime/when_all.hpp"
 #include "tests/engine/engine_test_support.hpp"
 
 namespace vllm {
@@ -134,27 +133,14 @@ TEST_CASE("CUDA backend matches transformers on random Llama and Qwen2 models", 
     }
 
     // 2. Greedy continuations through the engine: each alone, then all 32 at once.
-    std::vector<std::vector<int32_t>> alone, together;
-    test::run_async([&]() -> asio::awaitable<void> {
-      EngineArgs args;
-      args.model = dir.string();
-      args.device = "cuda";
-      args.gpu_memory_utilization = 0.5;
-      Engine engine = co_await Engine::create(args);
-      SamplingParams params;
-      params.temperature = 0.0f;
-      params.max_tokens = static_cast<int32_t>(ref.greedy[0].size());
-      params.ignore_eos = true;
-      for (const auto& prompt : ref.prompts) {
-        Completion out = co_await engine.generate(prompt, params);
-        alone.push_back(out.outputs[0].token_ids);
-      }
-      std::vector<asio::awaitable<Completion>> runs;
-      for (const auto& prompt : ref.prompts) runs.push_back(engine.generate(prompt, params));
-      auto results = co_await when_all(std::move(runs));
-      for (auto& r : results) together.push_back(r.outputs[0].token_ids);
-      co_await engine.shutdown(10000);
-    });
+    EngineArgs args;
+    args.model = dir.string();
+    args.device = "cuda";
+    args.gpu_memory_utilization = 0.5;
+    const test::GreedyRuns runs = test::greedy_alone_and_together(
+        args, ref.prompts, static_cast<int32_t>(ref.greedy[0].size()));
+    const auto& alone = runs.alone;
+    const auto& together = runs.together;
     int same_as_hf = 0, same_alone_together = 0, same_until_close_call = 0;
     for (int32_t p = 0; p < num_prompts; ++p) {
       same_as_hf += alone[p] == ref.greedy[p] ? 1 : 0;

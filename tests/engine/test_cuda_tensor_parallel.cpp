@@ -22,7 +22,6 @@
 #include <nlohmann/json.hpp>
 
 #include "engine/engine.hpp"
-#include "runtime/when_all.hpp"
 #include "tests/engine/engine_test_support.hpp"
 
 namespace vllm {
@@ -32,38 +31,17 @@ namespace fs = std::filesystem;
 
 using Continuations = std::vector<std::vector<int32_t>>;
 
-struct Runs {
-  Continuations alone, together;
-  std::string device;
-};
+using Runs = test::GreedyRuns;
 
 Runs greedy_runs(const fs::path& dir, int32_t tp, const Continuations& prompts, int32_t tokens,
                  bool dummy = false) {
-  Runs runs;
-  test::run_async([&]() -> asio::awaitable<void> {
-    EngineArgs args;
-    args.model = dir.string();
-    if (dummy) args.load_format = "dummy";
-    args.device = "cuda";
-    args.gpu_memory_utilization = 0.4;
-    args.tensor_parallel_size = tp;
-    Engine engine = co_await Engine::create(args);
-    runs.device = engine.device_name();
-    SamplingParams params;
-    params.temperature = 0.0f;
-    params.max_tokens = tokens;
-    params.ignore_eos = true;
-    for (const auto& prompt : prompts) {
-      Completion out = co_await engine.generate(prompt, params);
-      runs.alone.push_back(out.outputs[0].token_ids);
-    }
-    std::vector<asio::awaitable<Completion>> all;
-    for (const auto& prompt : prompts) all.push_back(engine.generate(prompt, params));
-    auto results = co_await when_all(std::move(all));
-    for (auto& r : results) runs.together.push_back(r.outputs[0].token_ids);
-    co_await engine.shutdown(10000);
-  });
-  return runs;
+  EngineArgs args;
+  args.model = dir.string();
+  if (dummy) args.load_format = "dummy";
+  args.device = "cuda";
+  args.gpu_memory_utilization = 0.4;
+  args.tensor_parallel_size = tp;
+  return test::greedy_alone_and_together(args, prompts, tokens);
 }
 
 int count_equal(const Continuations& a, const Continuations& b) {
