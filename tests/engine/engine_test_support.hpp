@@ -71,6 +71,29 @@ inline GreedyRuns greedy_alone_and_together(const EngineArgs& args,
   return runs;
 }
 
+// How one streamed request ended, for the abort tests.
+struct StreamOutcome {
+  bool want_abort = false;  // abort it after `stop_after` events
+  std::string finish;       // the last finish reason seen
+  int finals = 0;           // events that carried a finish reason (exactly one expected)
+};
+
+// Streams one request, aborting it after `stop_after` events when outcome->want_abort.
+inline asio::awaitable<int> stream_maybe_aborting(Engine engine, std::vector<int32_t> prompt,
+                                                  SamplingParams params, StreamOutcome* outcome,
+                                                  int stop_after) {
+  auto stream = co_await engine.stream(std::move(prompt), std::move(params));
+  int events = 0;
+  while (auto delta = co_await stream.next()) {
+    if (outcome->want_abort && ++events == stop_after) co_await engine.abort(stream.request_id());
+    if (delta->finish_reason) {
+      outcome->finish = *delta->finish_reason;
+      ++outcome->finals;
+    }
+  }
+  co_return 0;
+}
+
 // A config.json for --load-format dummy: a Llama of 8 query / 4 KV heads and a 1000-token
 // (padded 1024) vocabulary, so heads, MLP rows and vocabulary divide by 2 and 4.
 inline std::filesystem::path divisible_dummy_model(const std::string& name = "vllm-dummy-llama",

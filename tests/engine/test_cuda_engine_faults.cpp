@@ -130,12 +130,7 @@ TEST_CASE("CUDA engine: 1,000 requests, 30% aborted at random points: all answer
     std::mt19937 rng(7);
     std::uniform_int_distribution<int> prompt_len(4, 48), output_len(2, 12), abort_at(1, 8);
     std::bernoulli_distribution aborted(0.3), sampled(0.5);
-    struct StreamOutcome {
-      bool want_abort = false;
-      std::string finish;
-      int finals = 0;
-    };
-    std::vector<StreamOutcome> outcomes(kRequests);
+    std::vector<test::StreamOutcome> outcomes(kRequests);
     std::vector<asio::awaitable<int>> clients;
     const auto start = Clock::now();
     for (int i = 0; i < kRequests; ++i) {
@@ -147,23 +142,8 @@ TEST_CASE("CUDA engine: 1,000 requests, 30% aborted at random points: all answer
         params.logprobs = 2;
       }
       outcomes[i].want_abort = aborted(rng);
-      auto client = [](Engine engine, std::vector<int32_t> prompt, SamplingParams params,
-                       StreamOutcome* outcome, int stop_after) -> asio::awaitable<int> {
-        auto stream = co_await engine.stream(std::move(prompt), std::move(params));
-        int events = 0;
-        while (auto delta = co_await stream.next()) {
-          if (outcome->want_abort && ++events == stop_after) {
-            co_await engine.abort(stream.request_id());
-          }
-          if (delta->finish_reason) {
-            outcome->finish = *delta->finish_reason;
-            ++outcome->finals;
-          }
-        }
-        co_return 0;
-      };
-      clients.push_back(
-          client(engine, random_prompt(rng, prompt_len(rng)), params, &outcomes[i], abort_at(rng)));
+      clients.push_back(test::stream_maybe_aborting(engine, random_prompt(rng, prompt_len(rng)),
+                                                    params, &outcomes[i], abort_at(rng)));
     }
     co_await when_all(std::move(clients));
     const double seconds = std::chrono::duration<double>(Clock::now() - start).count();

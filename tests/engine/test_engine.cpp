@@ -271,35 +271,15 @@ TEST_CASE("200 streaming requests, 30% aborted at random points: none lost, no b
     std::mt19937 rng(2024);
     std::uniform_int_distribution<int> prompt_len(4, 48), output_len(2, 10), abort_at(1, 6);
     std::bernoulli_distribution aborted(0.3);
-    struct Outcome {
-      bool want_abort = false;
-      std::string finish;
-      int finals = 0;
-    };
-    std::vector<Outcome> outcomes(200);
+    std::vector<vllm::test::StreamOutcome> outcomes(200);
     std::vector<asio::awaitable<int>> clients;
     for (int i = 0; i < 200; ++i) {
       auto prompt = random_prompt(rng, prompt_len(rng));
       SamplingParams params = greedy(output_len(rng));
       outcomes[i].want_abort = aborted(rng);
       int stop_after = abort_at(rng);
-      Outcome* outcome = &outcomes[i];
-      auto client = [](Engine engine, std::vector<int32_t> prompt, SamplingParams params,
-                       Outcome* outcome, int stop_after) -> asio::awaitable<int> {
-        auto stream = co_await engine.stream(std::move(prompt), std::move(params));
-        int events = 0;
-        while (auto delta = co_await stream.next()) {
-          if (outcome->want_abort && ++events == stop_after) {
-            co_await engine.abort(stream.request_id());
-          }
-          if (delta->finish_reason) {
-            outcome->finish = *delta->finish_reason;
-            ++outcome->finals;
-          }
-        }
-        co_return 0;
-      };
-      clients.push_back(client(engine, std::move(prompt), params, outcome, stop_after));
+      clients.push_back(vllm::test::stream_maybe_aborting(engine, std::move(prompt), params,
+                                                          &outcomes[i], stop_after));
     }
     co_await vllm::when_all(std::move(clients));
     int answered = 0, aborts = 0;
