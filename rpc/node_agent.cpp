@@ -70,7 +70,6 @@ Hosted make_cuda_worker(asio::any_io_executor executor, const WorkerSpec& spec,
   config.seed = spec.seed;
   config.device = spec.device_index;
   config.dtype = cuda_activation_type(DtypeChoice::kAuto, spec.model_path, format);
-  cuda::check_cuda(cudaSetDevice(spec.device_index), "cudaSetDevice");
   LlamaWeights weights =
       load_llama_weights(spec.model_path, format, LoadOptions{.seed = spec.seed});
   Hosted hosted;
@@ -89,6 +88,7 @@ Hosted make_cuda_worker(asio::any_io_executor executor, const WorkerSpec& spec,
     const std::vector<char> bytes = store->get(key, timeout);
     unique_id.assign(bytes.begin(), bytes.end());
   }
+  cuda::check_cuda(cudaSetDevice(spec.device_index), "cudaSetDevice");  // the group's device
   auto group = cuda::NcclGroup::join(unique_id, layout.tp_rank, layout.tp_size);
   hosted.stage = std::make_shared<CudaWorker>(executor, shard_llama_weights(weights, layout),
                                               spec.eos_token_ids, config, layout, group);
